@@ -1,0 +1,221 @@
+//! The admission path from request bytes to response bytes: decode, resolve images, evaluate,
+//! encode. The server, `check` and the benches all call [`Admission::review`].
+
+pub mod patch;
+pub mod review;
+
+use crate::image::ImageRef;
+use crate::platforms::{Lookup, PlatformSource};
+use crate::pod::Pod;
+use crate::policy::evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
+use crate::policy::Policy;
+use review::{ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A request the API server should not have sent: answered with an HTTP 400, not a review.
+#[derive(Debug, thiserror::Error)]
+pub enum BadReview {
+    #[error("request body is not an AdmissionReview: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error("AdmissionReview has no `request`: send the review the API server built, with request.uid and request.object")]
+    NoRequest,
+    #[error("AdmissionReview apiVersion {0:?} is not supported: configure the webhook with admissionReviewVersions [v1]")]
+    Version(String),
+}
+
+/// What happened to one review, for logs and metrics.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub kind: String,
+    pub operation: String,
+    pub dry_run: bool,
+    /// "allow", "patch", "deny", "warn", or "skip" when archgate had nothing to decide.
+    pub decision: &'static str,
+    pub rule: Option<String>,
+    pub architectures: String,
+    pub message: Option<String>,
+}
+
+/// The answer: the full AdmissionReview response body and its summary.
+#[derive(Debug)]
+pub struct Answer {
+    pub body: Vec<u8>,
+    pub summary: Summary,
+    /// The evaluator's decision when a pod was evaluated.
+    pub decision: Option<Decision>,
+}
+
+/// Everything the admission path needs, built once and shared by every request.
+#[derive(Clone)]
+pub struct Admission {
+    pub policy: Arc<Policy>,
+    pub source: Arc<dyn PlatformSource>,
+}
+
+impl Admission {
+    pub fn new(policy: Arc<Policy>, source: Arc<dyn PlatformSource>) -> Admission {
+        Admission { policy, source }
+    }
+
+    /// Answers one AdmissionReview body at `stage`; lookups still pending at `deadline` count as
+    /// failed, so the answer always comes before the API server gives up.
+    pub async fn review(
+        &self,
+        body: &[u8],
+        stage: Stage,
+        deadline: Instant,
+    ) -> Result<Answer, BadReview> {
+        let review: ReviewIn<'_> = serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+        let api_version = review
+            .api_version
+            .as_deref()
+            .unwrap_or(SUPPORTED_VERSIONS[0]);
+        if !SUPPORTED_VERSIONS.contains(&api_version) {
+            return Err(BadReview::Version(api_version.to_string()));
+        }
+        let req = review.request.ok_or(BadReview::NoRequest)?;
+        let mut summary = Summary {
+            uid: req.uid.clone(),
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: req.name.clone().unwrap_or_default(),
+            kind: req.kind.kind.clone(),
+            operation: req.operation.clone(),
+            dry_run: req.dry_run.unwrap_or(false),
+            decision: "skip",
+            rule: None,
+            architectures: String::new(),
+            message: None,
+        };
+        let finish = |response: ResponseOut, summary: Summary, decision| Answer {
+            body: response.to_review_json(api_version),
+            summary,
+            decision,
+        };
+
+        let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
+        if !is_pod {
+            let msg = format!(
+                "archgate places Pods; it was sent {} {}: check the webhook configuration's rules",
+                req.kind.describe(),
+                req.name.as_deref().unwrap_or("")
+            );
+            summary.decision = "deny";
+            summary.message = Some(msg.clone());
+            return Ok(finish(ResponseOut::deny(&req.uid, 400, msg), summary, None));
+        }
+        // Only a CREATE places a pod: scheduling fields are immutable afterwards.
+        if req.operation != "CREATE" || req.sub_resource.is_some() {
+            return Ok(finish(ResponseOut::allow(&req.uid), summary, None));
+        }
+        let pod: Pod = match req.object.map(|raw| serde_json::from_str(raw.get())) {
+            Some(Ok(pod)) => pod,
+            Some(Err(e)) => {
+                let msg = format!(
+                    "archgate cannot read pod {}/{}: {e}",
+                    summary.namespace, summary.name
+                );
+                summary.decision = "deny";
+                summary.message = Some(msg.clone());
+                return Ok(finish(ResponseOut::deny(&req.uid, 400, msg), summary, None));
+            }
+            None => {
+                let msg = "archgate: the review has no request.object to evaluate".to_string();
+                summary.decision = "deny";
+                summary.message = Some(msg.clone());
+                return Ok(finish(ResponseOut::deny(&req.uid, 400, msg), summary, None));
+            }
+        };
+        let namespace = req
+            .namespace
+            .clone()
+            .or_else(|| pod.metadata.namespace.clone())
+            .unwrap_or_else(|| "default".to_string());
+        summary.namespace.clone_from(&namespace);
+        if summary.name.is_empty() {
+            summary.name = pod
+                .display_name(&namespace)
+                .split_once('/')
+                .map(|(_, n)| n.to_string())
+                .unwrap_or_default();
+        }
+
+        let images = self.resolve(&pod, deadline).await;
+        let decision = evaluate(&self.policy, &pod, &namespace, &images, stage);
+        let response = respond(&req.uid, &pod, &decision);
+        summary.decision = decision.label();
+        summary.rule.clone_from(&decision.rule);
+        summary.architectures = decision.architectures.names().join(",");
+        if let Verdict::Deny(m) = &decision.verdict {
+            summary.message = Some(m.clone());
+        }
+        Ok(finish(response, summary, Some(decision)))
+    }
+
+    /// Looks up every scheduling container's image, all at once, each bounded by `deadline`.
+    async fn resolve<'p>(&self, pod: &'p Pod, deadline: Instant) -> Vec<ImageFacts<'p>> {
+        let containers: Vec<_> = pod.scheduling_containers().collect();
+        let refs: Vec<Result<ImageRef, String>> = containers
+            .iter()
+            .map(|(_, c)| match c.image.as_deref() {
+                None | Some("") => Err("has no image".to_string()),
+                Some(image) => ImageRef::parse(image).map_err(|e| e.to_string()),
+            })
+            .collect();
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let lookups = refs.iter().map(|r| async move {
+            match r {
+                Ok(image) => {
+                    match tokio::time::timeout_at(deadline, self.source.lookup(image)).await {
+                        Ok(found) => ImageStatus::Resolved(found),
+                        Err(_) => ImageStatus::Resolved(Lookup::Failed(
+                            "timed out before the admission deadline".into(),
+                        )),
+                    }
+                }
+                Err(e) => ImageStatus::Invalid(e.clone()),
+            }
+        });
+        let statuses = futures_util::future::join_all(lookups).await;
+        containers
+            .into_iter()
+            .zip(statuses)
+            .map(|((kind, c), status)| ImageFacts {
+                container: &c.name,
+                kind,
+                image: c.image.as_deref().unwrap_or(""),
+                status,
+            })
+            .collect()
+    }
+}
+
+/// Encodes a decision as an AdmissionResponse, with the patch, warnings and audit annotations.
+pub fn respond(uid: &str, pod: &Pod, decision: &Decision) -> ResponseOut {
+    let mut response = match &decision.verdict {
+        Verdict::Allow => ResponseOut::allow(uid),
+        Verdict::Deny(message) => ResponseOut::deny(uid, 403, message.clone()),
+        Verdict::Patch(mutation) => {
+            let ops = patch::build(pod, mutation);
+            // PatchOp holds only strings and JSON values; serialising it cannot fail.
+            let json = serde_json::to_vec(&ops).unwrap_or_default();
+            ResponseOut::allow(uid).with_patch(&json)
+        }
+    }
+    .with_warnings(decision.warnings.clone());
+    if matches!(decision.verdict, Verdict::Deny(_) | Verdict::Patch(_)) {
+        response
+            .audit_annotations
+            .insert("decision", decision.label().to_string());
+        response
+            .audit_annotations
+            .insert("architectures", decision.architectures.names().join(","));
+        if let Some(rule) = &decision.rule {
+            response.audit_annotations.insert("rule", rule.clone());
+        }
+    }
+    response
+}

@@ -1,0 +1,176 @@
+//! `archgate serve`: load the policy and platforms, then run the HTTPS webhook until SIGTERM.
+
+use crate::admission::Admission;
+use crate::platforms::{PlatformSource, StaticPlatforms};
+use crate::policy::Policy;
+use crate::server::{self, metrics::Metrics, routes, tls};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The example policy and platforms shipped in policies/, served by `--dev`.
+const DEV_POLICY: &str = include_str!("../../policies/homelab.toml");
+const DEV_PLATFORMS: &str = include_str!("../../policies/homelab-platforms.toml");
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Policy file (TOML); see policies/README.md.
+    #[arg(long, required_unless_present = "dev")]
+    pub policy: Option<PathBuf>,
+    /// Serving certificate (PEM); reloaded when it changes on disk.
+    #[arg(long, required_unless_present = "dev", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, required_unless_present = "dev", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0:8443, or 127.0.0.1:8443 with --dev].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Static platforms file (TOML): image reference -> platforms.
+    #[arg(long)]
+    pub platforms: Option<PathBuf>,
+    /// Serve on localhost with an in-memory self-signed certificate and the bundled example
+    /// policy and platforms (each can still be overridden).
+    #[arg(long)]
+    pub dev: bool,
+    /// Log format [default: json, or text with --dev].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let format = args.log_format.unwrap_or(if args.dev {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    init_logging(format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    // A second call (tests in one process) keeps the first subscriber; nothing to report.
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::from_toml(DEV_POLICY, Path::new("policies/homelab.toml (bundled)"))?,
+    };
+    let platforms = match &args.platforms {
+        Some(path) => StaticPlatforms::load(path)?,
+        None if args.dev => StaticPlatforms::from_toml(
+            DEV_PLATFORMS,
+            Path::new("policies/homelab-platforms.toml (bundled)"),
+        )?,
+        None => StaticPlatforms::default(),
+    };
+    if args.platforms.is_none() && !args.dev {
+        tracing::warn!("no --platforms file: every image is unknown, and the policy's unknown_images setting decides");
+    }
+    let images = platforms.len();
+    let source: Arc<dyn PlatformSource> = Arc::new(platforms);
+    let admission = Admission::new(Arc::new(policy), source);
+    let metrics = Metrics::new().context("cannot register metrics")?;
+
+    let (resolver, _watcher) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let pair = tls::load_pair(cert, key)?;
+            let resolver = tls::ReloadingResolver::new(pair);
+            let reloads = metrics.tls_reloads.clone();
+            let on_reload = move |result: Result<(), &tls::TlsError>| match result {
+                Ok(()) => {
+                    reloads.with_label_values(&["ok"]).inc();
+                    tracing::info!("reloaded the serving certificate");
+                }
+                Err(e) => {
+                    reloads.with_label_values(&["error"]).inc();
+                    tracing::error!(error = %e, "new serving certificate rejected; still serving the previous one");
+                }
+            };
+            let watcher = tls::watch(resolver.clone(), cert.clone(), key.clone(), on_reload)?;
+            (resolver, Some(watcher))
+        }
+        _ => {
+            let dev = super::certs::generate(
+                &["localhost".into()],
+                &["127.0.0.1".parse()?, "::1".parse()?],
+                30,
+            )
+            .context("cannot generate the development certificate")?;
+            let pair = tls::certified_key(
+                dev.cert_pem.as_bytes(),
+                dev.key_pem.as_bytes(),
+                Path::new("<dev>"),
+                Path::new("<dev>"),
+            )?;
+            (tls::ReloadingResolver::new(pair), None)
+        }
+    };
+    let tls_config = tls::server_config(resolver)?;
+
+    let default_listen: SocketAddr = if args.dev {
+        ([127, 0, 0, 1], 8443).into()
+    } else {
+        ([0, 0, 0, 0], 8443).into()
+    };
+    let addr = args.listen.unwrap_or(default_listen);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr}: is another process using it? choose another with --listen"
+        )
+    })?;
+    let bound = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let router = routes::router(routes::AppState {
+        admission,
+        metrics,
+        ready: ready.clone(),
+    });
+    ready.store(true, Ordering::Release);
+    tracing::info!(addr = %bound, images, "listening");
+    if args.dev {
+        print_dev_help(bound);
+    }
+    server::serve(listener, tls_config, router, server::shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_dev_help(addr: SocketAddr) {
+    println!(
+        "\narchgate is serving the bundled homelab policy on https://{addr} (self-signed certificate).\n\
+         Send it a pod the way the API server would:\n\n  \
+         curl -sk -H 'Content-Type: application/json' --data @tests/fixtures/admission-reviews/pod-create.json 'https://{addr}/mutate?timeout=10s'\n\n\
+         The answer's response.patch is base64 JSON Patch; decode it with: | jq -r .response.patch | base64 -d\n\
+         Metrics: curl -sk https://{addr}/metrics   Stop: Ctrl-C\n"
+    );
+}

@@ -1,0 +1,15 @@
+//! archgate: a Kubernetes admission webhook that places pods on nodes whose CPU architecture and
+//! GPU vendor can run their images, driven by a TOML policy.
+//!
+//! The flow is one straight line: [`admission`] decodes a review, [`platforms`] resolves each
+//! image, [`policy::evaluate`] decides (a pure function), and [`admission::patch`] encodes the
+//! JSON Patch. [`server`] is the HTTPS shell around it; [`cli`] the command line.
+
+pub mod admission;
+pub mod cli;
+pub mod image;
+pub mod platforms;
+pub mod pod;
+pub mod policy;
+pub mod server;
+pub mod text;

@@ -1,0 +1,64 @@
+//! Where image platforms come from: the seam between the decision and the outside world.
+//!
+//! The webhook, `check` and the tests resolve images through [`PlatformSource`]; the static
+//! platforms file is one source, a registry client another.
+
+pub mod static_file;
+
+use crate::image::{ImageRef, Platform};
+use crate::policy::arch::{Arch, ArchSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use static_file::{StaticPlatforms, StaticPlatformsError};
+
+/// The platforms one image was built for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePlatforms {
+    /// Every runnable platform, attestation entries removed, in the order the source gave them.
+    pub platforms: Vec<Platform>,
+    /// The linux architectures among them, for the decision's set arithmetic.
+    pub linux_archs: ArchSet,
+}
+
+impl ImagePlatforms {
+    pub fn new(platforms: Vec<Platform>) -> ImagePlatforms {
+        let linux_archs = platforms
+            .iter()
+            .filter(|p| p.os == "linux")
+            .filter_map(|p| Arch::from_name(&p.architecture))
+            .collect();
+        ImagePlatforms {
+            platforms,
+            linux_archs,
+        }
+    }
+
+    /// "linux/amd64, linux/arm/v7" for messages.
+    pub fn describe(&self) -> String {
+        if self.platforms.is_empty() {
+            return "no platforms".to_string();
+        }
+        let names: Vec<String> = self.platforms.iter().map(ToString::to_string).collect();
+        names.join(", ")
+    }
+}
+
+/// What a source knows about one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Arc<ImagePlatforms>),
+    /// The source has no entry for the image.
+    NotFound,
+    /// The source could not answer (registry down, timeout, auth); the message says why.
+    Failed(String),
+}
+
+/// A boxed future, so sources can be stored behind `dyn`.
+pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Lookup> + Send + 'a>>;
+
+/// Anything that can tell which platforms an image was built for.
+pub trait PlatformSource: Send + Sync {
+    fn lookup<'a>(&'a self, image: &'a ImageRef) -> LookupFuture<'a>;
+}

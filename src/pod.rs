@@ -1,0 +1,296 @@
+//! The fields of a Pod that placement decisions read, decoded straight from the API server's JSON.
+//!
+//! Decoding the full k8s-openapi `Pod` costs several times more than these few fields, and the
+//! patch builder needs to know which parent objects are absent (`affinity`, `tolerations`,
+//! `metadata.annotations`), which `Option`s here say directly.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A Pod as the decision sees it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: PodSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: Option<String>,
+    pub generate_name: Option<String>,
+    pub namespace: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub owner_references: Option<Vec<OwnerReference>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    pub controller: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    pub init_containers: Option<Vec<Container>>,
+    pub ephemeral_containers: Option<Vec<Container>>,
+    pub node_selector: Option<BTreeMap<String, String>>,
+    pub affinity: Option<Affinity>,
+    pub tolerations: Option<Vec<Toleration>>,
+    pub node_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    #[serde(default)]
+    pub name: String,
+    pub image: Option<String>,
+    pub resources: Option<Resources>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Resources {
+    pub limits: Option<BTreeMap<String, serde_json::Value>>,
+    pub requests: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Affinity {
+    pub node_affinity: Option<NodeAffinity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAffinity {
+    pub required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSelector {
+    #[serde(default)]
+    pub node_selector_terms: Vec<NodeSelectorTerm>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSelectorTerm {
+    pub match_expressions: Option<Vec<Requirement>>,
+    pub match_fields: Option<Vec<Requirement>>,
+}
+
+/// A node selector requirement: `key operator values`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Requirement {
+    pub key: String,
+    pub operator: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// A pod toleration, as the API spells it; policies write `toleration_seconds` in TOML.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(
+        default,
+        rename = "tolerationSeconds",
+        alias = "toleration_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub toleration_seconds: Option<i64>,
+}
+
+impl Toleration {
+    /// Whether this toleration already tolerates every taint `wanted` tolerates, so adding
+    /// `wanted` would change nothing.
+    pub fn covers(&self, wanted: &Toleration) -> bool {
+        let exists = self.operator.as_deref() == Some("Exists");
+        let key_ok = match (&self.key, exists) {
+            (None, true) => true,
+            (key, _) => key == &wanted.key,
+        };
+        let value_ok =
+            exists || (wanted.operator.as_deref() != Some("Exists") && self.value == wanted.value);
+        let effect_ok = self.effect.is_none() || self.effect == wanted.effect;
+        let seconds_ok = self.toleration_seconds.is_none()
+            || self.toleration_seconds == wanted.toleration_seconds;
+        key_ok && value_ok && effect_ok && seconds_ok
+    }
+}
+
+/// Where a container sits in the pod: the patch never touches ephemeral containers'
+/// scheduling (they join a pod that is already bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    Init,
+    App,
+    Ephemeral,
+}
+
+impl ContainerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerKind::Init => "init container",
+            ContainerKind::App => "container",
+            ContainerKind::Ephemeral => "ephemeral container",
+        }
+    }
+}
+
+impl Pod {
+    /// "namespace/name" for messages; generated pods have no name yet at mutation time.
+    pub fn display_name(&self, namespace: &str) -> String {
+        let name = match (&self.metadata.name, &self.metadata.generate_name) {
+            (Some(n), _) if !n.is_empty() => n.clone(),
+            (_, Some(g)) => format!("{g}<generated>"),
+            _ => "<unnamed>".to_string(),
+        };
+        format!("{namespace}/{name}")
+    }
+
+    /// Init and app containers, the ones whose images decide placement.
+    pub fn scheduling_containers(&self) -> impl Iterator<Item = (ContainerKind, &Container)> {
+        let init = self.spec.init_containers.iter().flatten();
+        init.map(|c| (ContainerKind::Init, c))
+            .chain(self.spec.containers.iter().map(|c| (ContainerKind::App, c)))
+    }
+
+    /// Ephemeral containers, which are checked but never change scheduling.
+    pub fn ephemeral_containers(&self) -> impl Iterator<Item = (ContainerKind, &Container)> {
+        let eph = self.spec.ephemeral_containers.iter().flatten();
+        eph.map(|c| (ContainerKind::Ephemeral, c))
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    /// The controller that owns this pod, if any ("DaemonSet", "ReplicaSet", ...).
+    pub fn controller_kind(&self) -> Option<&str> {
+        self.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.kind.as_str())
+    }
+
+    /// Pods whose node is already chosen (or chosen by their controller per node): changing
+    /// their affinity would contradict where they run, so they are checked, never re-placed.
+    pub fn is_bound(&self) -> bool {
+        self.spec
+            .node_name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty())
+            || self.controller_kind() == Some("DaemonSet")
+            || self.annotation("kubernetes.io/config.mirror").is_some()
+    }
+
+    /// The required node selector terms, empty when the pod has none.
+    pub fn required_terms(&self) -> &[NodeSelectorTerm] {
+        self.spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map_or(&[], |s| s.node_selector_terms.as_slice())
+    }
+}
+
+impl Container {
+    /// Extended resources this container asks for with a non-zero quantity, in limits or requests.
+    pub fn requested_resources(&self) -> impl Iterator<Item = &str> {
+        let r = self.resources.as_ref();
+        let limits = r.and_then(|r| r.limits.as_ref()).into_iter().flatten();
+        let requests = r.and_then(|r| r.requests.as_ref()).into_iter().flatten();
+        limits
+            .chain(requests)
+            .filter(|(_, q)| !is_zero_quantity(q))
+            .map(|(k, _)| k.as_str())
+    }
+}
+
+/// Quantities arrive as strings ("1", "0", "500m") or, from hand-written JSON, numbers.
+fn is_zero_quantity(q: &serde_json::Value) -> bool {
+    match q {
+        serde_json::Value::String(s) => {
+            let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            digits.parse::<f64>().is_ok_and(|v| v == 0.0)
+        }
+        serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toleration(key: &str, op: &str, effect: Option<&str>) -> Toleration {
+        Toleration {
+            key: Some(key.into()),
+            operator: Some(op.into()),
+            effect: effect.map(Into::into),
+            ..Toleration::default()
+        }
+    }
+
+    #[test]
+    fn an_exists_toleration_covers_the_same_key_with_any_effect_when_it_names_none() {
+        let wanted = toleration("nvidia.com/gpu", "Exists", Some("NoSchedule"));
+        assert!(toleration("nvidia.com/gpu", "Exists", Some("NoSchedule")).covers(&wanted));
+        assert!(toleration("nvidia.com/gpu", "Exists", None).covers(&wanted));
+        assert!(!toleration("nvidia.com/gpu", "Exists", Some("NoExecute")).covers(&wanted));
+        assert!(!toleration("amd.com/gpu", "Exists", None).covers(&wanted));
+        let everything = Toleration {
+            operator: Some("Exists".into()),
+            ..Toleration::default()
+        };
+        assert!(everything.covers(&wanted));
+    }
+
+    #[test]
+    fn zero_quantities_are_not_requests() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "resources": {"limits": {"nvidia.com/gpu": "0", "amd.com/gpu": 1}, "requests": {"gpu.intel.com/i915": "1"}}
+        }))
+        .unwrap_or_default();
+        let got: Vec<&str> = c.requested_resources().collect();
+        assert_eq!(got, ["amd.com/gpu", "gpu.intel.com/i915"]);
+    }
+}

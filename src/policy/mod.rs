@@ -1,0 +1,273 @@
+//! The placement policy: its TOML model, loading with line:column errors, and the pure evaluator.
+
+pub mod arch;
+pub mod evaluate;
+pub mod model;
+
+use crate::pod::Toleration;
+use crate::text::line_col;
+use arch::ArchSet;
+use model::{ExpressionSpec, Mode, NamespacePattern, PolicySpec, SelectorOperator, UnknownImages};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub use evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
+
+/// Why a policy could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("policy file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("policy file {path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// A loaded, checked policy, built once and shared by every request.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Architectures the cluster's nodes have.
+    pub cluster_archs: ArchSet,
+    pub default_mode: Mode,
+    pub default_unknown_images: UnknownImages,
+    pub rules: Vec<Rule>,
+    pub gpus: Vec<GpuVendor>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub namespaces: Vec<NamespacePattern>,
+    pub selector: Option<LabelSelector>,
+    pub mode: Option<Mode>,
+    pub architectures: Option<ArchSet>,
+    pub unknown_images: Option<UnknownImages>,
+}
+
+/// A compiled label selector: every requirement must hold.
+#[derive(Debug, Clone, Default)]
+pub struct LabelSelector {
+    requirements: Vec<(String, SelectorOperator, BTreeSet<String>)>,
+}
+
+/// A compiled GPU vendor.
+#[derive(Debug, Clone)]
+pub struct GpuVendor {
+    pub name: String,
+    pub resources: Vec<String>,
+    pub architectures: ArchSet,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+}
+
+impl Policy {
+    /// Reads and checks a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Policy::from_toml(&source, path)
+    }
+
+    /// Parses and checks policy text; `path` only names it in errors.
+    pub fn from_toml(source: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let spec: PolicySpec = toml::from_str(source).map_err(|e| PolicyError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Policy::compile(spec, source, path)
+    }
+
+    fn compile(spec: PolicySpec, source: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let invalid = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_col(source, span.start);
+            PolicyError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let platforms = &spec.cluster.platforms;
+        let cluster_archs: ArchSet = platforms.get_ref().iter().map(|p| p.arch).collect();
+        if cluster_archs.is_empty() {
+            return Err(invalid(
+                platforms.span(),
+                "cluster.platforms is empty: list the os/arch of your nodes, e.g. [\"linux/amd64\", \"linux/arm64\"]".into(),
+            ));
+        }
+        if let Some(p) = platforms
+            .get_ref()
+            .iter()
+            .find(|p| p.platform.os != "linux")
+        {
+            return Err(invalid(
+                platforms.span(),
+                format!("cluster.platforms: `{}` is not a linux platform; archgate places linux pods only", p.platform),
+            ));
+        }
+
+        let mut names = BTreeSet::new();
+        let mut rules = Vec::with_capacity(spec.rules.len());
+        for spanned in &spec.rules {
+            let r = spanned.get_ref();
+            let err = |m: String| invalid(spanned.span(), m);
+            if r.name.trim().is_empty() {
+                return Err(err("every rule needs a non-empty `name`".into()));
+            }
+            if !names.insert(r.name.clone()) {
+                return Err(err(format!("two rules are named \"{}\": names identify rules in messages, make them unique", r.name)));
+            }
+            let architectures = r
+                .architectures
+                .as_ref()
+                .map(|a| a.iter().map(|n| n.0).collect::<ArchSet>());
+            if let Some(archs) = architectures {
+                if archs.intersect(cluster_archs).is_empty() {
+                    return Err(err(format!(
+                        "rule \"{}\" allows {archs}, but the cluster has only {cluster_archs}: every pod it matches would be denied",
+                        r.name
+                    )));
+                }
+            }
+            let selector = match &r.pod_selector {
+                Some(s) => Some(
+                    LabelSelector::compile(s)
+                        .map_err(|m| err(format!("rule \"{}\": {m}", r.name)))?,
+                ),
+                None => None,
+            };
+            rules.push(Rule {
+                name: r.name.clone(),
+                namespaces: r.namespaces.clone(),
+                selector,
+                mode: r.mode,
+                architectures,
+                unknown_images: r.unknown_images,
+            });
+        }
+
+        let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut gpus = Vec::with_capacity(spec.gpu.len());
+        for (name, spanned) in &spec.gpu {
+            let g = spanned.get_ref();
+            let err = |m: String| invalid(spanned.span(), m);
+            if g.resources.is_empty() {
+                return Err(err(format!("gpu.{name}: list at least one extended resource in `resources`, e.g. [\"nvidia.com/gpu\"]")));
+            }
+            for res in &g.resources {
+                if let Some(other) = owners.insert(&res.0, name) {
+                    return Err(err(format!("gpu.{name}: resource {} is already claimed by gpu.{other}; a resource selects one vendor", res.0)));
+                }
+            }
+            let architectures: ArchSet = g.architectures.iter().map(|a| a.0).collect();
+            if architectures.intersect(cluster_archs).is_empty() {
+                return Err(err(format!(
+                    "gpu.{name}: its nodes are {architectures}, but the cluster has only {cluster_archs}: no pod requesting it could run"
+                )));
+            }
+            gpus.push(GpuVendor {
+                name: name.clone(),
+                resources: g.resources.iter().map(|r| r.0.clone()).collect(),
+                architectures,
+                node_selector: g
+                    .node_selector
+                    .iter()
+                    .map(|(k, v)| (k.0.clone(), v.0.clone()))
+                    .collect(),
+                tolerations: g.tolerations.clone(),
+            });
+        }
+
+        Ok(Policy {
+            cluster_archs,
+            default_mode: spec.defaults.mode,
+            default_unknown_images: spec.defaults.unknown_images,
+            rules,
+            gpus,
+        })
+    }
+
+    /// The first rule that matches a pod in `namespace` with `labels`.
+    pub fn rule_for(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matches(namespace, labels))
+    }
+
+    /// The GPU vendor a resource name selects.
+    pub fn gpu_for(&self, resource: &str) -> Option<&GpuVendor> {
+        self.gpus
+            .iter()
+            .find(|g| g.resources.iter().any(|r| r == resource))
+    }
+}
+
+impl Rule {
+    pub fn matches(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        let ns_ok =
+            self.namespaces.is_empty() || self.namespaces.iter().any(|p| p.matches(namespace));
+        ns_ok && self.selector.as_ref().is_none_or(|s| s.matches(labels))
+    }
+}
+
+impl LabelSelector {
+    fn compile(spec: &model::SelectorSpec) -> Result<LabelSelector, String> {
+        let mut requirements = Vec::new();
+        for (k, v) in &spec.match_labels {
+            requirements.push((
+                k.0.clone(),
+                SelectorOperator::In,
+                BTreeSet::from([v.0.clone()]),
+            ));
+        }
+        for ExpressionSpec {
+            key,
+            operator,
+            values,
+        } in &spec.match_expressions
+        {
+            let has_values = !values.is_empty();
+            let needs_values = matches!(operator, SelectorOperator::In | SelectorOperator::NotIn);
+            if has_values != needs_values {
+                return Err(format!(
+                    "pod_selector expression on `{}`: {operator:?} {}",
+                    key.0,
+                    if needs_values {
+                        "needs at least one value"
+                    } else {
+                        "takes no values"
+                    }
+                ));
+            }
+            requirements.push((
+                key.0.clone(),
+                *operator,
+                values.iter().map(|v| v.0.clone()).collect(),
+            ));
+        }
+        Ok(LabelSelector { requirements })
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.requirements.iter().all(|(key, op, values)| {
+            let v = labels.get(key);
+            match op {
+                SelectorOperator::In => v.is_some_and(|v| values.contains(v)),
+                SelectorOperator::NotIn => v.is_none_or(|v| !values.contains(v)),
+                SelectorOperator::Exists => v.is_some(),
+                SelectorOperator::DoesNotExist => v.is_none(),
+            }
+        })
+    }
+}

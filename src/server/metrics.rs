@@ -1,0 +1,99 @@
+//! Prometheus metrics, registered on a registry passed in (no globals). Labels are bounded:
+//! endpoint, decision, reason, result; never a pod or image name.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Seconds; the admission path usually answers in well under a millisecond.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub reviews: IntCounterVec,
+    pub latency: HistogramVec,
+    pub rejected: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub tls_reloads: IntCounterVec,
+    pub image_lookups: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let reviews = IntCounterVec::new(
+            Opts::new(
+                "archgate_admission_reviews_total",
+                "AdmissionReviews answered, by endpoint and decision",
+            ),
+            &["endpoint", "decision"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "archgate_admission_duration_seconds",
+                "Time from request body read to response, by endpoint",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["endpoint"],
+        )?;
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "archgate_http_rejected_total",
+                "Requests refused before review, by HTTP status reason",
+            ),
+            &["reason"],
+        )?;
+        let in_flight =
+            IntGauge::new("archgate_admission_in_flight", "Reviews being answered now")?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "archgate_tls_reloads_total",
+                "Serving certificate reloads, by result",
+            ),
+            &["result"],
+        )?;
+        let image_lookups = IntCounterVec::new(
+            Opts::new(
+                "archgate_image_lookups_total",
+                "Image platform lookups, by result (found, not_found, failed, invalid)",
+            ),
+            &["result"],
+        )?;
+        let build = IntGauge::with_opts(
+            Opts::new(
+                "archgate_build_info",
+                "Always 1; the version label says which archgate runs",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION")),
+        )?;
+        build.set(1);
+        registry.register(Box::new(reviews.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(rejected.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(tls_reloads.clone()))?;
+        registry.register(Box::new(image_lookups.clone()))?;
+        registry.register(Box::new(build))?;
+        Ok(Metrics {
+            registry,
+            reviews,
+            latency,
+            rejected,
+            in_flight,
+            tls_reloads,
+            image_lookups,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding counters and histograms into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

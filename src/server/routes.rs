@@ -1,0 +1,289 @@
+//! HTTP routes: the two admission endpoints, health, readiness and metrics.
+
+use super::metrics::Metrics;
+use crate::admission::Admission;
+use crate::policy::Stage;
+use axum::body::Body;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The largest review body accepted. The API server caps objects at ~1.5 MiB; a review carries
+/// object and oldObject, so 3 MiB plus envelope covers every legitimate request.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024 + 64 * 1024;
+/// The API server's default when the webhook configuration sets no timeoutSeconds.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub admission: Admission,
+    pub metrics: Metrics,
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint: use POST /mutate or /validate, GET /healthz, /readyz or /metrics") })
+        .with_state(state)
+}
+
+/// Every error body looks alike: `{"error": "..."}` with the right status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "media_type",
+            StatusCode::NOT_FOUND => "not_found",
+            _ => "bad_request",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message }).to_string();
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// The request body of a review: JSON content type, bounded size.
+pub struct ReviewBody(bytes::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ReviewBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content type {content_type:?} is not accepted: send the AdmissionReview as application/json"),
+            ));
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(too_large());
+        }
+        let body: Body = req.into_body();
+        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => Ok(ReviewBody(bytes)),
+            Err(e) if is_length_limit(&e) => Err(too_large()),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read request body: {e}"),
+            )),
+        }
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body exceeds {MAX_BODY_BYTES} bytes, more than any AdmissionReview the API server sends"),
+    )
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util_limited::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+mod http_body_util_limited {
+    pub use http_body_util::LengthLimitError;
+}
+
+#[derive(Deserialize)]
+pub struct ReviewParams {
+    timeout: Option<String>,
+}
+
+type MaybeBody = Result<ReviewBody, ApiError>;
+
+async fn mutate(
+    state: State<AppState>,
+    params: Query<ReviewParams>,
+    body: MaybeBody,
+) -> Result<Response, ApiError> {
+    answer(state, params, body, Stage::Mutate).await
+}
+
+async fn validate(
+    state: State<AppState>,
+    params: Query<ReviewParams>,
+    body: MaybeBody,
+) -> Result<Response, ApiError> {
+    answer(state, params, body, Stage::Validate).await
+}
+
+async fn answer(
+    State(state): State<AppState>,
+    Query(params): Query<ReviewParams>,
+    body: MaybeBody,
+    stage: Stage,
+) -> Result<Response, ApiError> {
+    let ReviewBody(body) = body.inspect_err(|e| {
+        state
+            .metrics
+            .rejected
+            .with_label_values(&[e.reason()])
+            .inc();
+    })?;
+    let started = Instant::now();
+    let endpoint = match stage {
+        Stage::Mutate => "mutate",
+        Stage::Validate => "validate",
+    };
+    let timeout = params
+        .timeout
+        .as_deref()
+        .and_then(parse_go_duration)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    // Answer with a margin: the API server counts network time against the same timeout.
+    let deadline = started + timeout.mul_f32(0.8);
+    state.metrics.in_flight.inc();
+    let result = state.admission.review(&body, stage, deadline).await;
+    state.metrics.in_flight.dec();
+    let answer = result.map_err(|e| {
+        state
+            .metrics
+            .rejected
+            .with_label_values(&["bad_review"])
+            .inc();
+        tracing::warn!(endpoint, error = %e, "rejected request");
+        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+    })?;
+    let s = &answer.summary;
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .reviews
+        .with_label_values(&[endpoint, s.decision])
+        .inc();
+    state
+        .metrics
+        .latency
+        .with_label_values(&[endpoint])
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(
+        endpoint,
+        uid = %s.uid,
+        namespace = %s.namespace,
+        pod = %s.name,
+        kind = %s.kind,
+        operation = %s.operation,
+        dry_run = s.dry_run,
+        decision = s.decision,
+        rule = s.rule.as_deref().unwrap_or(""),
+        architectures = %s.architectures,
+        message = s.message.as_deref().unwrap_or(""),
+        elapsed_us = elapsed.as_micros() as u64,
+        "admission review"
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer.body).into_response())
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Parses the Go duration the API server appends (`10s`, `500ms`, `1m30s`).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += Duration::try_from_secs_f64(value * scale).ok()?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_as_the_api_server_writes_them() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("5x"), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! TLS for the webhook: rustls with ALPN h2 and http/1.1, and a certificate that is reloaded from
+//! disk without a restart.
+//!
+//! Kubernetes updates a mounted Secret by swapping the `..data` symlink in its directory, so the
+//! directory is watched, not the files. A new pair that fails to load or does not match keeps the
+//! old certificate in service.
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate: pass the serving certificate (tls.crt)")]
+    NoCertificate { path: PathBuf },
+    #[error(
+        "{path} holds no PEM private key: pass the key that matches the certificate (tls.key)"
+    )]
+    NoKey { path: PathBuf },
+    #[error("private key {path} is not usable: {source}")]
+    BadKey {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("private key {key} does not belong to certificate {cert}")]
+    Mismatch { cert: PathBuf, key: PathBuf },
+    #[error("cannot watch {path} for certificate changes: {source}")]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds a certified key from PEM bytes; `cert_path`/`key_path` only name them in errors.
+pub fn certified_key(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<CertifiedKey, TlsError> {
+    let chain: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::Read {
+            what: "certificate",
+            path: cert_path.to_path_buf(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.to_path_buf(),
+        });
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|source| TlsError::Read {
+            what: "private key",
+            path: key_path.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::NoKey {
+            path: key_path.to_path_buf(),
+        })?;
+    let signer = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|source| TlsError::BadKey {
+            path: key_path.to_path_buf(),
+            source,
+        })?;
+    let certified = CertifiedKey::new(chain, signer);
+    certified.keys_match().map_err(|_| TlsError::Mismatch {
+        cert: cert_path.to_path_buf(),
+        key: key_path.to_path_buf(),
+    })?;
+    Ok(certified)
+}
+
+/// Reads a certificate and key pair from disk.
+pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let read = |what, path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    certified_key(
+        &read("certificate", cert)?,
+        &read("private key", key)?,
+        cert,
+        key,
+    )
+}
+
+/// Serves whichever certificate is current; swapped atomically on reload.
+#[derive(Debug)]
+pub struct ReloadingResolver {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl ReloadingResolver {
+    pub fn new(initial: CertifiedKey) -> Arc<ReloadingResolver> {
+        Arc::new(ReloadingResolver {
+            current: ArcSwap::from_pointee(initial),
+        })
+    }
+
+    pub fn replace(&self, key: CertifiedKey) {
+        self.current.store(Arc::new(key));
+    }
+
+    /// The DER of the leaf certificate in service, to tell whether a reload changed anything.
+    pub fn leaf_der(&self) -> Vec<u8> {
+        self.current
+            .load()
+            .cert
+            .first()
+            .map(|c| c.as_ref().to_vec())
+            .unwrap_or_default()
+    }
+}
+
+impl ResolvesServerCert for ReloadingResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// A rustls server configuration offering TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1.
+pub fn server_config(resolver: Arc<ReloadingResolver>) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Watches the directories of `cert` and `key` and reloads the pair into `resolver` when they
+/// change. Returns the watcher, which stops watching when dropped.
+pub fn watch(
+    resolver: Arc<ReloadingResolver>,
+    cert: PathBuf,
+    key: PathBuf,
+    on_reload: impl Fn(Result<(), &TlsError>) + Send + 'static,
+) -> Result<notify::RecommendedWatcher, TlsError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |_event| {
+        // A full channel already holds a pending reload; one is enough.
+        let _ = tx.try_send(());
+    })
+    .map_err(|source| TlsError::Watch {
+        path: cert.clone(),
+        source,
+    })?;
+    let mut dirs: Vec<PathBuf> = [&cert, &key].iter().map(|p| parent_dir(p)).collect();
+    dirs.dedup();
+    for dir in &dirs {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|source| TlsError::Watch {
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Writers replace files in several steps; let them finish before reading.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            while rx.try_recv().is_ok() {}
+            match load_pair(&cert, &key) {
+                Ok(pair) => {
+                    let changed = pair.cert.first().map(|c| c.as_ref())
+                        != Some(resolver.leaf_der().as_slice());
+                    if changed {
+                        resolver.replace(pair);
+                        on_reload(Ok(()));
+                    }
+                }
+                Err(e) => on_reload(Err(&e)),
+            }
+        }
+    });
+    Ok(watcher)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
