@@ -219,3 +219,6 @@ pub fn respond(uid: &str, pod: &Pod, decision: &Decision) -> ResponseOut {
     }
     response
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,546 @@
+//! The decision and the patch on plain values: each case applies the produced patch to the pod
+//! and asserts on the resulting pod, as the API server would apply it.
+#![allow(clippy::unwrap_used)]
+
+use super::patch;
+use crate::image::Platform;
+use crate::platforms::{ImagePlatforms, Lookup};
+use crate::pod::{ContainerKind, Pod};
+use crate::policy::evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
+use crate::policy::Policy;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+
+const CLUSTER: &str = r#"
+[cluster]
+platforms = ["linux/amd64", "linux/arm64"]
+"#;
+
+fn policy(extra: &str) -> Policy {
+    Policy::from_toml(&format!("{CLUSTER}{extra}"), Path::new("test.toml")).unwrap()
+}
+
+/// A pod with one container per image, plus `spec` merged in.
+fn pod(images: &[&str], spec: Value) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| json!({"name": format!("c{i}"), "image": img}))
+        .collect();
+    let mut pod =
+        json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": {"containers": containers}});
+    if let (Some(dst), Value::Object(src)) = (pod["spec"].as_object_mut(), spec) {
+        dst.extend(src);
+    }
+    pod
+}
+
+/// Platforms per image; an image missing here is unknown to the source.
+fn facts<'a>(p: &'a Pod, known: &[(&str, &[&str])]) -> Vec<ImageFacts<'a>> {
+    p.scheduling_containers()
+        .map(|(kind, c)| {
+            let image = c.image.as_deref().unwrap_or("");
+            let status = match known.iter().find(|(name, _)| *name == image) {
+                Some((_, ps)) => {
+                    let ps: Vec<Platform> = ps.iter().map(|s| s.parse().unwrap()).collect();
+                    ImageStatus::Resolved(Lookup::Found(Arc::new(ImagePlatforms::new(ps))))
+                }
+                None if image.contains(' ') => {
+                    ImageStatus::Invalid(format!("invalid image reference {image:?}"))
+                }
+                None => ImageStatus::Resolved(Lookup::NotFound),
+            };
+            ImageFacts {
+                container: &c.name,
+                kind,
+                image,
+                status,
+            }
+        })
+        .collect()
+}
+
+/// Evaluates and, for a patch, applies it: returns the decision and the pod as the API server stores it.
+fn decide(
+    policy: &Policy,
+    pod_json: &Value,
+    known: &[(&str, &[&str])],
+    stage: Stage,
+) -> (Decision, Value) {
+    let p: Pod = serde_json::from_value(pod_json.clone()).unwrap();
+    let images = facts(&p, known);
+    let decision = evaluate(policy, &p, "shop", &images, stage);
+    let mut out = pod_json.clone();
+    if let Verdict::Patch(m) = &decision.verdict {
+        let ops = serde_json::to_value(patch::build(&p, m)).unwrap();
+        json_patch::patch(
+            &mut out,
+            &serde_json::from_value::<json_patch::Patch>(ops).unwrap(),
+        )
+        .unwrap();
+    }
+    (decision, out)
+}
+
+fn required_terms(pod: &Value) -> Vec<Value> {
+    pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn arch_expr(values: &[&str]) -> Value {
+    json!({"key": "kubernetes.io/arch", "operator": "In", "values": values})
+}
+
+const MULTI: &[&str] = &["linux/amd64", "linux/arm64", "linux/arm/v7"];
+const AMD64: &[&str] = &["linux/amd64"];
+const ARM64: &[&str] = &["linux/arm64"];
+
+#[test]
+fn a_multi_arch_pod_is_only_annotated() {
+    let p = pod(&["nginx:1"], json!({}));
+    let (d, out) = decide(&policy(""), &p, &[("nginx:1", MULTI)], Stage::Mutate);
+    assert_eq!(d.label(), "patch");
+    assert!(out["spec"].get("affinity").is_none());
+    assert_eq!(
+        out["metadata"]["annotations"]["archgate.io/architectures"],
+        "amd64,arm64"
+    );
+}
+
+#[test]
+fn an_amd64_only_image_gets_required_affinity_created_from_nothing() {
+    let p = pod(&["app:1"], json!({}));
+    let (d, out) = decide(&policy(""), &p, &[("app:1", AMD64)], Stage::Mutate);
+    assert_eq!(d.label(), "patch");
+    assert_eq!(
+        required_terms(&out),
+        vec![json!({"matchExpressions": [arch_expr(&["amd64"])]})]
+    );
+}
+
+#[test]
+fn the_candidate_set_is_the_intersection_over_init_and_app_containers() {
+    let mut p = pod(&["web:1"], json!({}));
+    p["spec"]["initContainers"] = json!([{"name": "migrate", "image": "migrate:1"}]);
+    let (d, out) = decide(
+        &policy(""),
+        &p,
+        &[("web:1", MULTI), ("migrate:1", AMD64)],
+        Stage::Mutate,
+    );
+    assert_eq!(d.architectures.names(), ["amd64"]);
+    assert_eq!(
+        required_terms(&out)[0]["matchExpressions"][0],
+        arch_expr(&["amd64"])
+    );
+}
+
+#[test]
+fn every_existing_term_gets_the_expression_and_nothing_is_widened() {
+    let p = pod(
+        &["inference:2"],
+        json!({"affinity": {"podAntiAffinity": {"x": 1}, "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["khelben"]}]}
+        ]}}}}),
+    );
+    let (d, out) = decide(&policy(""), &p, &[("inference:2", AMD64)], Stage::Mutate);
+    assert_eq!(d.label(), "patch");
+    let terms = required_terms(&out);
+    // The arm64 term keeps its own expression and can no longer match: terms are ORed.
+    assert_eq!(terms[0]["matchExpressions"].as_array().unwrap().len(), 2);
+    assert_eq!(terms[0]["matchExpressions"][1], arch_expr(&["amd64"]));
+    assert_eq!(terms[1]["matchExpressions"], json!([arch_expr(&["amd64"])]));
+    assert_eq!(terms[1]["matchFields"][0]["values"], json!(["khelben"]));
+    assert_eq!(
+        out["spec"]["affinity"]["podAntiAffinity"],
+        json!({"x": 1}),
+        "other affinity is kept"
+    );
+}
+
+#[test]
+fn a_pod_whose_own_terms_already_exclude_what_its_images_lack_gets_no_affinity() {
+    let p = pod(
+        &["multi:1"],
+        json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "NotIn", "values": ["amd64"]}]}
+        ]}}}}),
+    );
+    let (d, out) = decide(&policy(""), &p, &[("multi:1", MULTI)], Stage::Mutate);
+    assert_eq!(d.architectures.names(), ["arm64"]);
+    assert_eq!(required_terms(&out), required_terms(&p));
+}
+
+#[test]
+fn missing_parents_are_created_at_the_right_depth() {
+    let cases = [
+        json!({"affinity": {"podAffinity": {}}}),
+        json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}}),
+        json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}}),
+    ];
+    for spec in cases {
+        let p = pod(&["app:1"], spec.clone());
+        let (_, out) = decide(&policy(""), &p, &[("app:1", AMD64)], Stage::Mutate);
+        assert_eq!(
+            required_terms(&out),
+            vec![json!({"matchExpressions": [arch_expr(&["amd64"])]})],
+            "{spec}"
+        );
+    }
+}
+
+#[test]
+fn a_second_pass_over_the_patched_pod_adds_nothing() {
+    let p = pod(&["app:1"], json!({"tolerations": []}));
+    let pol = policy(GPU);
+    let mut p = p;
+    p["spec"]["containers"][0]["resources"] = json!({"limits": {"nvidia.com/gpu": "1"}});
+    let (_, once) = decide(&pol, &p, &[("app:1", MULTI)], Stage::Mutate);
+    let (d, twice) = decide(&pol, &once, &[("app:1", MULTI)], Stage::Mutate);
+    assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+    assert_eq!(once, twice);
+    let (d, _) = decide(&pol, &once, &[("app:1", MULTI)], Stage::Validate);
+    assert_eq!(d.verdict, Verdict::Allow);
+}
+
+#[test]
+fn reinvocation_after_another_webhook_changed_an_image_narrows_again() {
+    let p = pod(&["app:1"], json!({}));
+    let (_, once) = decide(&policy(""), &p, &[("app:1", MULTI)], Stage::Mutate);
+    let mut changed = once.clone();
+    changed["spec"]["containers"][0]["image"] = json!("app:2");
+    let (d, twice) = decide(&policy(""), &changed, &[("app:2", ARM64)], Stage::Mutate);
+    assert_eq!(d.label(), "patch");
+    assert_eq!(
+        required_terms(&twice)[0]["matchExpressions"],
+        json!([arch_expr(&["arm64"])])
+    );
+    assert_eq!(
+        twice["metadata"]["annotations"]["archgate.io/architectures"],
+        "arm64"
+    );
+    let (d, _) = decide(&policy(""), &twice, &[("app:2", ARM64)], Stage::Mutate);
+    assert_eq!(d.verdict, Verdict::Allow);
+}
+
+#[test]
+fn no_common_architecture_is_denied_naming_each_image_and_the_pods_demand() {
+    let p = pod(
+        &["app:1", "edge:1"],
+        json!({"nodeSelector": {"kubernetes.io/arch": "arm64"}}),
+    );
+    let (d, _) = decide(
+        &policy(""),
+        &p,
+        &[("app:1", AMD64), ("edge:1", ARM64)],
+        Stage::Mutate,
+    );
+    let Verdict::Deny(msg) = &d.verdict else {
+        panic!("{d:?}")
+    };
+    assert!(
+        msg.starts_with("archgate: pod shop/p cannot run on any node"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("image app:1 (container \"c0\") is built for linux/amd64"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("image edge:1 (container \"c1\") is built for linux/arm64"),
+        "{msg}"
+    );
+    assert!(msg.contains("nodeSelector/affinity allows arm64"), "{msg}");
+    assert!(msg.contains("the cluster has amd64, arm64"), "{msg}");
+}
+
+#[test]
+fn an_image_for_an_architecture_the_cluster_lacks_is_denied() {
+    let p = pod(&["s390:1"], json!({}));
+    let (d, _) = decide(
+        &policy(""),
+        &p,
+        &[("s390:1", &["linux/s390x"])],
+        Stage::Mutate,
+    );
+    assert!(
+        matches!(d.verdict, Verdict::Deny(ref m) if m.contains("linux/s390x")),
+        "{d:?}"
+    );
+}
+
+const GPU: &str = r#"
+[gpu.nvidia]
+resources = ["nvidia.com/gpu"]
+architectures = ["amd64"]
+node_selector = { "nvidia.com/gpu.present" = "true" }
+tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]
+"#;
+
+#[test]
+fn a_gpu_request_adds_the_vendors_selector_tolerations_and_architecture() {
+    let mut p = pod(&["cuda:12"], json!({"nodeSelector": {"disk": "ssd"}}));
+    p["spec"]["containers"][0]["resources"] = json!({"requests": {"nvidia.com/gpu": "1"}});
+    let (d, out) = decide(&policy(GPU), &p, &[("cuda:12", MULTI)], Stage::Mutate);
+    assert_eq!(d.architectures.names(), ["amd64"]);
+    assert_eq!(
+        out["spec"]["nodeSelector"],
+        json!({"disk": "ssd", "nvidia.com/gpu.present": "true"})
+    );
+    assert_eq!(
+        out["spec"]["tolerations"],
+        json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    );
+    assert_eq!(
+        required_terms(&out)[0]["matchExpressions"],
+        json!([arch_expr(&["amd64"])])
+    );
+}
+
+#[test]
+fn a_gpu_pod_whose_node_selector_contradicts_the_vendor_is_denied() {
+    let mut p = pod(
+        &["cuda:12"],
+        json!({"nodeSelector": {"nvidia.com/gpu.present": "false"}}),
+    );
+    p["spec"]["containers"][0]["resources"] = json!({"limits": {"nvidia.com/gpu": "1"}});
+    let (d, _) = decide(&policy(GPU), &p, &[("cuda:12", MULTI)], Stage::Mutate);
+    assert!(
+        matches!(d.verdict, Verdict::Deny(ref m) if m.contains("contradicts")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_gpu_on_an_arm64_only_image_is_denied() {
+    let mut p = pod(&["edge:1"], json!({}));
+    p["spec"]["containers"][0]["resources"] = json!({"limits": {"nvidia.com/gpu": "1"}});
+    let (d, _) = decide(&policy(GPU), &p, &[("edge:1", ARM64)], Stage::Mutate);
+    assert!(
+        matches!(d.verdict, Verdict::Deny(ref m) if m.contains("nvidia.com/gpu (nvidia GPUs) is on amd64 nodes")),
+        "{d:?}"
+    );
+}
+
+const RULES: &str = r#"
+[[rules]]
+name = "system"
+namespaces = ["kube-*"]
+mode = "off"
+
+[[rules]]
+name = "databases"
+architectures = ["amd64"]
+[rules.pod_selector]
+match_labels = { tier = "db" }
+
+[[rules]]
+name = "shop validates"
+namespaces = ["shop"]
+mode = "validate"
+"#;
+
+#[test]
+fn the_first_matching_rule_decides() {
+    let pol = policy(RULES);
+    let mut p = pod(&["pg:15"], json!({}));
+    p["metadata"]["labels"] = json!({"tier": "db"});
+    let (d, out) = decide(&pol, &p, &[("pg:15", MULTI)], Stage::Mutate);
+    assert_eq!(d.rule.as_deref(), Some("databases"));
+    assert_eq!(
+        required_terms(&out)[0]["matchExpressions"],
+        json!([arch_expr(&["amd64"])])
+    );
+    // Same pod without the label: the "shop validates" rule, which never patches.
+    let p = pod(&["app:1"], json!({}));
+    let (d, _) = decide(&pol, &p, &[("app:1", AMD64)], Stage::Mutate);
+    assert_eq!(
+        (d.rule.as_deref(), &d.verdict),
+        (Some("shop validates"), &Verdict::Allow)
+    );
+}
+
+#[test]
+fn off_mode_leaves_the_pod_untouched() {
+    let pol = policy("[[rules]]\nname = \"off\"\nnamespaces = [\"shop\"]\nmode = \"off\"\n");
+    let p = pod(
+        &["app:1"],
+        json!({"nodeSelector": {"kubernetes.io/arch": "arm64"}}),
+    );
+    for stage in [Stage::Mutate, Stage::Validate] {
+        let (d, out) = decide(&pol, &p, &[("app:1", AMD64)], stage);
+        assert_eq!((d.verdict, d.warnings.len()), (Verdict::Allow, 0));
+        assert_eq!(out, p);
+    }
+}
+
+#[test]
+fn validate_mode_denies_an_unconstrained_pod_at_validation_and_says_what_to_add() {
+    let pol = policy("[defaults]\nmode = \"validate\"\n");
+    let p = pod(&["app:1"], json!({}));
+    let (d, _) = decide(&pol, &p, &[("app:1", AMD64)], Stage::Mutate);
+    assert_eq!(d.verdict, Verdict::Allow, "validate never patches");
+    let (d, _) = decide(&pol, &p, &[("app:1", AMD64)], Stage::Validate);
+    let Verdict::Deny(msg) = &d.verdict else {
+        panic!("{d:?}")
+    };
+    assert!(msg.contains("can be scheduled on arm64 nodes"), "{msg}");
+    assert!(
+        msg.contains("add nodeSelector kubernetes.io/arch: amd64"),
+        "{msg}"
+    );
+    let fixed = pod(
+        &["app:1"],
+        json!({"nodeSelector": {"kubernetes.io/arch": "amd64"}}),
+    );
+    let (d, _) = decide(&pol, &fixed, &[("app:1", AMD64)], Stage::Validate);
+    assert_eq!(d.verdict, Verdict::Allow);
+}
+
+#[test]
+fn warn_mode_allows_with_a_warning() {
+    let pol = policy("[defaults]\nmode = \"warn\"\n");
+    let p = pod(
+        &["app:1"],
+        json!({"nodeSelector": {"kubernetes.io/arch": "arm64"}}),
+    );
+    let (d, _) = decide(&pol, &p, &[("app:1", AMD64)], Stage::Validate);
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(d.label(), "warn");
+    assert!(
+        d.warnings[0].contains("cannot run on any node"),
+        "{:?}",
+        d.warnings
+    );
+}
+
+#[test]
+fn a_mutate_mode_pod_that_reaches_validation_unplaced_is_denied() {
+    let p = pod(&["app:1"], json!({}));
+    let (d, _) = decide(&policy(""), &p, &[("app:1", AMD64)], Stage::Validate);
+    assert!(
+        matches!(d.verdict, Verdict::Deny(ref m) if m.contains("mutating webhook did not place this pod")),
+        "{d:?}"
+    );
+    let (_, placed) = decide(&policy(""), &p, &[("app:1", AMD64)], Stage::Mutate);
+    let (d, _) = decide(&policy(""), &placed, &[("app:1", AMD64)], Stage::Validate);
+    assert_eq!((d.verdict, d.warnings.len()), (Verdict::Allow, 0));
+}
+
+#[test]
+fn unknown_images_follow_the_policy() {
+    let p = pod(&["known:1", "mystery:1"], json!({}));
+    let known: &[(&str, &[&str])] = &[("known:1", AMD64)];
+    let (d, out) = decide(
+        &policy("[defaults]\nunknown_images = \"warn\"\n"),
+        &p,
+        known,
+        Stage::Mutate,
+    );
+    assert!(
+        d.warnings[0].contains("platforms of image mystery:1 (container \"c1\") are unknown"),
+        "{:?}",
+        d.warnings
+    );
+    assert_eq!(
+        required_terms(&out)[0]["matchExpressions"],
+        json!([arch_expr(&["amd64"])]),
+        "placed by the known image"
+    );
+    let (d, _) = decide(
+        &policy("[defaults]\nunknown_images = \"allow\"\n"),
+        &p,
+        known,
+        Stage::Mutate,
+    );
+    assert!(d.warnings.is_empty());
+    let (d, _) = decide(
+        &policy("[defaults]\nunknown_images = \"deny\"\n"),
+        &p,
+        known,
+        Stage::Mutate,
+    );
+    assert!(
+        matches!(d.verdict, Verdict::Deny(ref m) if m.contains("mystery:1")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn an_invalid_image_reference_is_denied_naming_the_container() {
+    let p = pod(&["bad image"], json!({}));
+    let (d, _) = decide(&policy(""), &p, &[], Stage::Mutate);
+    assert!(
+        matches!(d.verdict, Verdict::Deny(ref m) if m.contains("container \"c0\"") && m.contains("bad image")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn bound_pods_are_never_given_affinity() {
+    let p = pod(&["app:1"], json!({"nodeName": "durnan"}));
+    let (d, out) = decide(&policy(""), &p, &[("app:1", AMD64)], Stage::Mutate);
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(out, p);
+    assert!(
+        d.warnings[0].contains("bound to its node"),
+        "{:?}",
+        d.warnings
+    );
+    let mut ds = pod(&["app:1"], json!({}));
+    ds["metadata"]["ownerReferences"] =
+        json!([{"kind": "DaemonSet", "name": "x", "controller": true}]);
+    let (d, out) = decide(&policy(""), &ds, &[("app:1", AMD64)], Stage::Mutate);
+    assert_eq!((d.verdict, out), (Verdict::Allow, ds));
+}
+
+#[test]
+fn existing_annotations_get_an_escaped_key_and_existing_tolerations_are_appended_to() {
+    let mut p = pod(
+        &["cuda:12"],
+        json!({"tolerations": [{"key": "other", "operator": "Exists"}]}),
+    );
+    p["metadata"]["annotations"] = json!({"team": "ml"});
+    p["spec"]["containers"][0]["resources"] = json!({"limits": {"nvidia.com/gpu": 1}});
+    let parsed: Pod = serde_json::from_value(p.clone()).unwrap();
+    let (d, out) = decide(&policy(GPU), &p, &[("cuda:12", MULTI)], Stage::Mutate);
+    let Verdict::Patch(m) = &d.verdict else {
+        panic!("{d:?}")
+    };
+    let paths: Vec<String> = patch::build(&parsed, m)
+        .into_iter()
+        .map(|o| o.path)
+        .collect();
+    assert!(
+        paths.contains(&"/metadata/annotations/archgate.io~1architectures".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"/spec/tolerations/-".to_string()),
+        "{paths:?}"
+    );
+    assert_eq!(
+        out["metadata"]["annotations"],
+        json!({"team": "ml", "archgate.io/architectures": "amd64"})
+    );
+    assert_eq!(out["spec"]["tolerations"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn pointer_escaping_follows_rfc_6901() {
+    assert_eq!(
+        patch::escape_pointer("kubernetes.io/arch"),
+        "kubernetes.io~1arch"
+    );
+    assert_eq!(patch::escape_pointer("a~b/c"), "a~0b~1c");
+}
+
+#[test]
+fn container_kinds_are_named_in_messages() {
+    assert_eq!(ContainerKind::Init.as_str(), "init container");
+}
