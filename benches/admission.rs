@@ -16,20 +16,28 @@ fn root() -> &'static Path {
 }
 
 fn admission() -> Admission {
-    let policy = Policy::load(&root().join("policies/homelab.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let platforms =
-        StaticPlatforms::load(&root().join("policies/homelab-platforms.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let policy =
+        Policy::load(&root().join("policies/homelab.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let platforms = StaticPlatforms::load(&root().join("policies/homelab-platforms.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
     Admission::new(Arc::new(policy), Arc::new(platforms))
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(root().join("tests/fixtures/admission-reviews").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(root().join("tests/fixtures/admission-reviews").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// A review of a pod with 16 app and 4 init containers, half of them asking for an NVIDIA GPU.
 fn twenty_containers() -> Vec<u8> {
-    let base: Value = serde_json::from_slice(&fixture("pod-create-gpu-limit-mutating.json")).unwrap_or_default();
-    let images = ["registry.example/shop/web:2.3.1", "registry.example/ml/cuda-sample:12.2", "registry.example/db/postgres:15.2", "nginx:1.27"];
+    let base: Value =
+        serde_json::from_slice(&fixture("pod-create-gpu-limit-mutating.json")).unwrap_or_default();
+    let images = [
+        "registry.example/shop/web:2.3.1",
+        "registry.example/ml/cuda-sample:12.2",
+        "registry.example/db/postgres:15.2",
+        "nginx:1.27",
+    ];
     let container = |i: usize| {
         let mut c = base["request"]["object"]["spec"]["containers"][0].clone();
         c["name"] = json!(format!("c{i}"));
@@ -47,12 +55,21 @@ fn twenty_containers() -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let admission = admission();
     let cases = [
         ("pod_1_container", fixture("pod-create.json")),
-        ("pod_from_replicaset", fixture("pod-create-from-replicaset-mutating.json")),
-        ("pod_from_daemonset", fixture("pod-create-from-daemonset-durnan-mutating.json")),
+        (
+            "pod_from_replicaset",
+            fixture("pod-create-from-replicaset-mutating.json"),
+        ),
+        (
+            "pod_from_daemonset",
+            fixture("pod-create-from-daemonset-durnan-mutating.json"),
+        ),
         ("pod_20_containers_gpu", twenty_containers()),
     ];
     let mut group = c.benchmark_group("mutate");

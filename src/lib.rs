@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod cli;
 pub mod image;
+pub mod inventory;
 pub mod platforms;
 pub mod pod;
 pub mod policy;

@@ -5,6 +5,7 @@ pub mod patch;
 pub mod review;
 
 use crate::image::ImageRef;
+use crate::inventory::Inventory;
 use crate::platforms::{Lookup, PlatformSource};
 use crate::pod::Pod;
 use crate::policy::evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
@@ -53,12 +54,41 @@ pub struct Answer {
 #[derive(Clone)]
 pub struct Admission {
     pub policy: Arc<Policy>,
+    /// Swapped whole when the node watch sees a change; readers never wait.
+    pub inventory: Arc<arc_swap::ArcSwap<Inventory>>,
     pub source: Arc<dyn PlatformSource>,
 }
 
 impl Admission {
+    /// An admission path over the policy's static inventory.
     pub fn new(policy: Arc<Policy>, source: Arc<dyn PlatformSource>) -> Admission {
-        Admission { policy, source }
+        let inventory = Arc::new(arc_swap::ArcSwap::from_pointee(Inventory::from_policy(
+            &policy,
+        )));
+        Admission {
+            policy,
+            inventory,
+            source,
+        }
+    }
+
+    /// Decides for one pod at `stage`: resolves its images (bounded by `deadline`) and evaluates.
+    pub async fn decide(
+        &self,
+        pod: &Pod,
+        namespace: &str,
+        stage: Stage,
+        deadline: Instant,
+    ) -> Decision {
+        let images = self.resolve(pod, deadline).await;
+        evaluate(
+            &self.policy,
+            &self.inventory.load(),
+            pod,
+            namespace,
+            &images,
+            stage,
+        )
     }
 
     /// Answers one AdmissionReview body at `stage`; lookups still pending at `deadline` count as
@@ -143,8 +173,7 @@ impl Admission {
                 .unwrap_or_default();
         }
 
-        let images = self.resolve(&pod, deadline).await;
-        let decision = evaluate(&self.policy, &pod, &namespace, &images, stage);
+        let decision = self.decide(&pod, &namespace, stage, deadline).await;
         let response = respond(&req.uid, &pod, &decision);
         summary.decision = decision.label();
         summary.rule.clone_from(&decision.rule);

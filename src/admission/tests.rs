@@ -4,6 +4,7 @@
 
 use super::patch;
 use crate::image::Platform;
+use crate::inventory::Inventory;
 use crate::platforms::{ImagePlatforms, Lookup};
 use crate::pod::{ContainerKind, Pod};
 use crate::policy::evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
@@ -70,7 +71,8 @@ fn decide(
 ) -> (Decision, Value) {
     let p: Pod = serde_json::from_value(pod_json.clone()).unwrap();
     let images = facts(&p, known);
-    let decision = evaluate(policy, &p, "shop", &images, stage);
+    let inventory = Inventory::from_policy(policy);
+    let decision = evaluate(policy, &inventory, &p, "shop", &images, stage);
     let mut out = pod_json.clone();
     if let Verdict::Patch(m) = &decision.verdict {
         let ops = serde_json::to_value(patch::build(&p, m)).unwrap();

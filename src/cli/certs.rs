@@ -100,7 +100,7 @@ pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
 /// Writes a file; private keys are readable by their owner only.
 fn write(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut options = std::fs::OpenOptions::new();
     options
         .write(true)
@@ -110,6 +110,10 @@ fn write(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // `mode` applies to new files only: an existing key file is narrowed before it is written.
+    let mode = std::fs::Permissions::from_mode(if private { 0o600 } else { 0o644 });
+    file.set_permissions(mode)
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

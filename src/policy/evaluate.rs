@@ -8,6 +8,7 @@
 use super::arch::{Arch, ArchSet};
 use super::model::{Mode, UnknownImages};
 use super::{GpuVendor, Policy};
+use crate::inventory::Inventory;
 use crate::platforms::{ImagePlatforms, Lookup};
 use crate::pod::{ContainerKind, Pod, Toleration};
 use std::fmt::Write;
@@ -97,6 +98,7 @@ impl Decision {
 /// Decides for a pod in `namespace` whose scheduling containers' images are `images`.
 pub fn evaluate(
     policy: &Policy,
+    inventory: &Inventory,
     pod: &Pod,
     namespace: &str,
     images: &[ImageFacts<'_>],
@@ -173,7 +175,7 @@ pub fn evaluate(
         .fold(ArchSet::ALL, |s, (_, v)| s.intersect(v.architectures));
     let demanded = demanded_archs(pod);
     let candidates = supported
-        .intersect(policy.cluster_archs)
+        .intersect(inventory.archs)
         .intersect(rule_archs)
         .intersect(gpu_archs)
         .intersect(demanded);
@@ -181,7 +183,7 @@ pub fn evaluate(
     if candidates.is_empty() {
         let mut why = format!("pod {who} cannot run on any node:");
         describe_images(&mut why, images, ArchSet::ALL);
-        let mut limits = vec![format!("the cluster has {}", policy.cluster_archs)];
+        let mut limits = vec![format!("the cluster has {}", inventory.archs)];
         if demanded != ArchSet::ALL {
             limits.push(format!("the pod's nodeSelector/affinity allows {demanded}"));
         }
@@ -229,7 +231,7 @@ pub fn evaluate(
             }
         }
     }
-    let reachable = policy.cluster_archs.intersect(demanded);
+    let reachable = inventory.archs.intersect(demanded);
     let needs_archs = !candidates.is_empty() && !reachable.is_subset(candidates);
     let bound = pod.is_bound();
     if bound && needs_archs {
@@ -239,7 +241,7 @@ pub fn evaluate(
         ));
     }
     let needs_archs = needs_archs && !bound;
-    let needs_gpu = !bound && !(gpu_selector.is_empty() && gpu_tolerations.is_empty());
+    let needs_gpu = !bound && (!gpu_selector.is_empty() || !gpu_tolerations.is_empty());
 
     if mode == Mode::Mutate && acting {
         if !problems.is_empty() {

@@ -165,9 +165,14 @@ pub fn watch(
     on_reload: impl Fn(Result<(), &TlsError>) + Send + 'static,
 ) -> Result<notify::RecommendedWatcher, TlsError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |_event| {
-        // A full channel already holds a pending reload; one is enough.
-        let _ = tx.try_send(());
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Our own reads of the files are events too (inotify reports opens): reacting to them
+        // would reload forever. Only changes count.
+        let changed = event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
+        if changed {
+            // A full channel already holds a pending reload; one is enough.
+            let _ = tx.try_send(());
+        }
     })
     .map_err(|source| TlsError::Watch {
         path: cert.clone(),

@@ -1,0 +1,179 @@
+//! The fields of a Node the inventory reads, and decoding of `kubectl get nodes -o json` output
+//! (a List or NodeList), a single Node, or a raw LIST response.
+
+use crate::policy::arch::Arch;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// One node as the inventory sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    pub name: String,
+    /// `kubernetes.io/arch`, when it names an architecture archgate knows.
+    pub arch: Option<Arch>,
+    /// The label value as written, for messages about unknown architectures.
+    pub arch_label: String,
+    pub os: String,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    /// Allocatable extended resources with a non-zero quantity (`nvidia.com/gpu`, ...).
+    pub extended_resources: Vec<String>,
+    pub unschedulable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeListError {
+    #[error("not a Node, NodeList or List of Nodes: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("item {index} is a {kind}, not a Node")]
+    NotANode { index: usize, kind: String },
+}
+
+#[derive(Deserialize)]
+struct RawNode {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: RawMeta,
+    #[serde(default)]
+    spec: RawSpec,
+    #[serde(default)]
+    status: RawStatus,
+}
+
+#[derive(Default, Deserialize)]
+struct RawMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Default, Deserialize)]
+struct RawSpec {
+    #[serde(default)]
+    taints: Vec<Taint>,
+    #[serde(default)]
+    unschedulable: bool,
+}
+
+#[derive(Default, Deserialize)]
+struct RawStatus {
+    #[serde(default)]
+    allocatable: BTreeMap<String, String>,
+    #[serde(default, rename = "nodeInfo")]
+    node_info: Option<RawNodeInfo>,
+}
+
+#[derive(Deserialize)]
+struct RawNodeInfo {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default, rename = "operatingSystem")]
+    operating_system: String,
+}
+
+impl From<RawNode> for NodeInfo {
+    fn from(n: RawNode) -> NodeInfo {
+        let label = |k: &str| n.metadata.labels.get(k).cloned();
+        let info = n.status.node_info.as_ref();
+        let arch_label = label("kubernetes.io/arch")
+            .or_else(|| info.map(|i| i.architecture.clone()))
+            .unwrap_or_default();
+        let os = label("kubernetes.io/os")
+            .or_else(|| info.map(|i| i.operating_system.clone()))
+            .unwrap_or_else(|| "linux".to_string());
+        // Extended resources are the domain-qualified ones outside kubernetes.io.
+        let extended_resources = n
+            .status
+            .allocatable
+            .iter()
+            .filter(|(k, v)| k.contains('/') && !k.contains("kubernetes.io/") && v.as_str() != "0")
+            .map(|(k, _)| k.clone())
+            .collect();
+        NodeInfo {
+            name: n.metadata.name,
+            arch: Arch::from_name(&arch_label),
+            arch_label,
+            os,
+            labels: n.metadata.labels,
+            taints: n.spec.taints,
+            extended_resources,
+            unschedulable: n.spec.unschedulable,
+        }
+    }
+}
+
+/// Decodes one Node object.
+pub fn node_from_value(value: serde_json::Value) -> Result<NodeInfo, NodeListError> {
+    let raw: RawNode = serde_json::from_value(value)?;
+    Ok(raw.into())
+}
+
+/// Decodes a Node, a NodeList, or a List of Nodes (as `kubectl get nodes -o json|yaml` prints).
+pub fn nodes_from_value(value: serde_json::Value) -> Result<Vec<NodeInfo>, NodeListError> {
+    let Some(items) = value.get("items").and_then(|i| i.as_array()) else {
+        return Ok(vec![node_from_value(value)?]);
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let raw: RawNode = serde_json::from_value(item.clone())?;
+            match raw.kind.as_deref() {
+                None | Some("Node") => Ok(raw.into()),
+                Some(kind) => Err(NodeListError::NotANode {
+                    index,
+                    kind: kind.to_string(),
+                }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Inventory;
+
+    #[test]
+    fn the_seed_clusters_nodes_give_its_architectures_gpus_and_taints() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/nodes/seed-cluster.nodes.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let nodes = nodes_from_value(value).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(nodes.len(), 14);
+        let inv = Inventory::from_nodes(nodes);
+        assert_eq!(inv.archs.names(), ["amd64", "arm64"]);
+        assert_eq!(inv.nodes_with(Arch::Arm64).count(), 5);
+        let elminster = inv
+            .node("elminster")
+            .unwrap_or_else(|| panic!("no elminster"));
+        assert_eq!(elminster.extended_resources, ["nvidia.com/gpu"]);
+        assert_eq!(elminster.taints[0].key, "nvidia.com/gpu");
+        let durnan = inv.node("durnan").unwrap_or_else(|| panic!("no durnan"));
+        assert_eq!(
+            durnan
+                .labels
+                .get("node.kubernetes.io/instance-type")
+                .map(String::as_str),
+            Some("raspberry-pi")
+        );
+        assert!(
+            durnan.extended_resources.is_empty(),
+            "hugepages are not extended resources"
+        );
+    }
+}

@@ -1,0 +1,582 @@
+//! Helpers for the end-to-end tests: run the real `archgate` binary, talk to it over TLS with
+//! HTTP/2 or HTTP/1.1, and read what it answers.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use base64::Engine;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Frame};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use serde_json::Value;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Every single request must be answered within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `archgate serve` may take to log its listening line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_archgate")
+}
+
+pub fn manifest_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn homelab_policy() -> PathBuf {
+    manifest_path("policies/homelab.toml")
+}
+
+pub fn homelab_platforms() -> PathBuf {
+    manifest_path("policies/homelab-platforms.toml")
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    manifest_path("tests/fixtures/admission-reviews").join(name)
+}
+
+pub fn fixture_text(name: &str) -> String {
+    std::fs::read_to_string(fixture_path(name))
+        .unwrap_or_else(|e| panic!("cannot read fixture {name}: {e}"))
+}
+
+pub fn fixture(name: &str) -> Value {
+    serde_json::from_str(&fixture_text(name))
+        .unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
+}
+
+/// Runs `archgate certs --out DIR --dns localhost --ip 127.0.0.1` and checks it succeeded.
+pub fn write_certs(out: &Path) {
+    let output = Command::new(bin())
+        .args(["certs", "--out"])
+        .arg(out)
+        .args(["--dns", "localhost", "--ip", "127.0.0.1"])
+        .output()
+        .expect("cannot run archgate certs");
+    assert!(
+        output.status.success(),
+        "archgate certs failed ({}): stdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Writes `text` into `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `archgate serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    /// The CA that signed the serving certificate the server started with.
+    pub ca: PathBuf,
+    /// Holds the certificates (and anything else the test put there) until the server is gone.
+    pub dir: TempDir,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// What `archgate serve` is started with; `None` policy/platforms mean the homelab example.
+#[derive(Default)]
+pub struct ServeOptions {
+    pub policy: Option<PathBuf>,
+    pub platforms: Option<PathBuf>,
+    /// Serving pair and CA; when absent, `archgate certs` writes a fresh set into the tempdir.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+impl Server {
+    /// `archgate serve` with the homelab policy and platforms and fresh certificates.
+    pub fn start() -> Server {
+        Server::start_with(ServeOptions::default(), tempfile::tempdir().unwrap())
+    }
+
+    /// `archgate serve` with a given policy and platforms file.
+    pub fn start_policy(policy: &Path, platforms: &Path, dir: TempDir) -> Server {
+        Server::start_with(
+            ServeOptions {
+                policy: Some(policy.to_path_buf()),
+                platforms: Some(platforms.to_path_buf()),
+                tls: None,
+            },
+            dir,
+        )
+    }
+
+    pub fn start_with(options: ServeOptions, dir: TempDir) -> Server {
+        let (cert, key, ca) = match options.tls {
+            Some(tls) => tls,
+            None => {
+                let certs = dir.path().join("certs");
+                write_certs(&certs);
+                (
+                    certs.join("tls.crt"),
+                    certs.join("tls.key"),
+                    certs.join("ca.crt"),
+                )
+            }
+        };
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .arg("--policy")
+            .arg(options.policy.unwrap_or_else(homelab_policy))
+            .arg("--platforms")
+            .arg(options.platforms.unwrap_or_else(homelab_platforms))
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start archgate serve");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        // Both pipes are drained for the child's whole life, so logging can never block it.
+        drain(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
+        drain(child.stderr.take().unwrap(), stderr.clone(), None);
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = listening_addr(&line) {
+                        break addr;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    // Give the drain threads a moment to collect the last output.
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!(
+                        "archgate serve did not log its listening line within {START_TIMEOUT:?} (exit: {status:?})\nstdout:\n{}\nstderr:\n{}",
+                        stdout.lock().unwrap(),
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+        };
+        Server {
+            child,
+            addr,
+            ca,
+            dir,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout.lock().unwrap(),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// Sends SIGTERM with the `kill` command.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A new TLS connection verified with the server's starting CA, speaking `proto`.
+    pub async fn client(&self, proto: Proto) -> Client {
+        Client::connect(self.addr, &self.ca, "localhost", proto)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to archgate: {e:#}\n{}", self.output()))
+    }
+
+    /// GET /metrics over a fresh connection.
+    pub async fn metrics(&self) -> String {
+        let mut c = self.client(Proto::H2).await;
+        let (status, _, body) = c.get("/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn drain(
+    pipe: impl std::io::Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+    lines: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        let reader = BufReader::new(pipe);
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            {
+                let mut all = into.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+            if let Some(tx) = &lines {
+                // The starter stops listening once it has the address; that is fine.
+                let _ = tx.send(line);
+            }
+        }
+    });
+}
+
+/// The address of a JSON log line `{"message":"listening","addr":"127.0.0.1:PORT",...}`.
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    if v.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    v.get("addr")?.as_str()?.parse().ok()
+}
+
+/// HTTP/2 or HTTP/1.1, negotiated with ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    H2,
+    H1,
+}
+
+impl Proto {
+    pub fn alpn(self) -> &'static [u8] {
+        match self {
+            Proto::H2 => b"h2",
+            Proto::H1 => b"http/1.1",
+        }
+    }
+}
+
+pub type ReqBody = UnsyncBoxBody<Bytes, Infallible>;
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<ReqBody>),
+    H2(hyper::client::conn::http2::SendRequest<ReqBody>),
+}
+
+/// One TLS connection to the server; every request goes over it.
+pub struct Client {
+    sender: Sender,
+    authority: String,
+    pub proto: Proto,
+}
+
+/// A rustls client configuration that trusts only the CA in `ca` and offers `alpn`.
+pub fn tls_connector(ca: &Path, alpn: &[u8]) -> anyhow::Result<TlsConnector> {
+    let pem = std::fs::read(ca)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(cert?)?;
+    }
+    anyhow::ensure!(!roots.is_empty(), "{} holds no certificate", ca.display());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+impl Client {
+    /// Connects to `addr`, verifies the server as `server_name` (a DNS name or an IP) with the CA
+    /// in `ca`, checks that ALPN picked `proto`, and completes the HTTP handshake.
+    pub async fn connect(
+        addr: SocketAddr,
+        ca: &Path,
+        server_name: &str,
+        proto: Proto,
+    ) -> anyhow::Result<Client> {
+        let connector = tls_connector(ca, proto.alpn())?;
+        let name = ServerName::try_from(server_name.to_string())?;
+        let tcp = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(addr)).await??;
+        let tls = tokio::time::timeout(REQUEST_TIMEOUT, connector.connect(name, tcp)).await??;
+        let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        anyhow::ensure!(
+            negotiated.as_deref() == Some(proto.alpn()),
+            "ALPN negotiated {:?}, expected {:?}",
+            negotiated.map(|p| String::from_utf8_lossy(&p).into_owned()),
+            String::from_utf8_lossy(proto.alpn())
+        );
+        let io = TokioIo::new(tls);
+        let sender = match proto {
+            Proto::H2 => {
+                let (sender, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Sender::H2(sender)
+            }
+            Proto::H1 => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Sender::H1(sender)
+            }
+        };
+        Ok(Client {
+            sender,
+            authority: format!("localhost:{}", addr.port()),
+            proto,
+        })
+    }
+
+    /// Sends one request; errors (connection closed, timeout) are returned, not panicked on.
+    pub async fn try_send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: ReqBody,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        let uri = match self.proto {
+            Proto::H2 => format!("https://{}{path}", self.authority),
+            Proto::H1 => path.to_string(),
+        };
+        let mut req = Request::builder().method(method).uri(uri);
+        if self.proto == Proto::H1 {
+            req = req.header(HOST, HeaderValue::from_str(&self.authority)?);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body)?;
+        let fut = async {
+            let resp = match &mut self.sender {
+                Sender::H1(s) => {
+                    s.ready().await?;
+                    s.send_request(req).await?
+                }
+                Sender::H2(s) => {
+                    s.ready().await?;
+                    s.send_request(req).await?
+                }
+            };
+            let (parts, body) = resp.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            anyhow::Ok((parts.status, parts.headers, bytes))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {REQUEST_TIMEOUT:?}"))?
+    }
+
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: ReqBody,
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        self.try_send(method.clone(), path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} over {:?} failed: {e:#}", self.proto))
+    }
+
+    pub async fn post(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<Bytes>,
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        self.send(
+            Method::POST,
+            path,
+            &[("content-type", content_type)],
+            full(body),
+        )
+        .await
+    }
+
+    pub async fn get(&mut self, path: &str) -> (StatusCode, HeaderMap, Bytes) {
+        self.send(Method::GET, path, &[], full(Bytes::new())).await
+    }
+
+    /// POSTs an AdmissionReview value and returns the answered review (HTTP 200, JSON).
+    pub async fn review_value(&mut self, path: &str, review: &Value) -> Value {
+        let (status, headers, body) = self
+            .post(
+                path,
+                "application/json",
+                serde_json::to_vec(review).unwrap(),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "POST {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(
+            headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "POST {path}: content type of the answer"
+        );
+        serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "POST {path}: answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        })
+    }
+
+    /// POSTs a fixture byte for byte, as the API server sent it, and returns the answered review.
+    pub async fn review(&mut self, path: &str, fixture_name: &str) -> Value {
+        let (status, _, body) = self
+            .post(path, "application/json", fixture_text(fixture_name))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "POST {path} {fixture_name}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "POST {path} {fixture_name}: answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        })
+    }
+}
+
+pub fn full(body: impl Into<Bytes>) -> ReqBody {
+    Full::new(body.into()).boxed_unsync()
+}
+
+/// A request body whose chunks the test sends when it wants: the request stays in flight until
+/// the sender is dropped.
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// The decoded JSON Patch of an answered review (`response.patch`), if it has one. Checks that
+/// the patch is base64 text with patchType JSONPatch, and holds a JSON array.
+pub fn decoded_patch(answer: &Value) -> Option<Value> {
+    let response = &answer["response"];
+    let patch = response.get("patch")?;
+    let text = patch
+        .as_str()
+        .unwrap_or_else(|| panic!("response.patch must be base64 text, got {patch}"));
+    assert_eq!(
+        response["patchType"], "JSONPatch",
+        "patchType of a patched response"
+    );
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("response.patch is not base64 ({e}): {text}"));
+    let ops: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "response.patch does not decode to JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    assert!(ops.is_array(), "JSON Patch must be an array, got {ops}");
+    Some(ops)
+}
+
+/// `object` with the answered review's patch applied (unchanged when there is no patch).
+pub fn apply_patch(object: &Value, answer: &Value) -> Value {
+    let mut doc = object.clone();
+    if let Some(ops) = decoded_patch(answer) {
+        let patch: json_patch::Patch = serde_json::from_value(ops.clone())
+            .unwrap_or_else(|e| panic!("not a JSON Patch ({e}): {ops}"));
+        json_patch::patch(&mut doc, &patch)
+            .unwrap_or_else(|e| panic!("patch {ops} does not apply to the object: {e}"));
+    }
+    doc
+}
+
+/// The value of the sample `name{labels...}` in Prometheus text, when exactly matched by
+/// `labels` (other labels of the sample are ignored).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if series_name != name {
+            continue;
+        }
+        let have: Vec<(&str, &str)> = series_labels
+            .split(',')
+            .filter(|kv| !kv.is_empty())
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
+            .collect();
+        if labels.iter().all(|l| have.contains(l)) {
+            return value.trim().parse().ok();
+        }
+    }
+    None
+}
