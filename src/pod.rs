@@ -49,6 +49,14 @@ pub struct PodSpec {
     pub affinity: Option<Affinity>,
     pub tolerations: Option<Vec<Toleration>>,
     pub node_name: Option<String>,
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    pub service_account_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LocalObjectReference {
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,6 +65,7 @@ pub struct Container {
     #[serde(default)]
     pub name: String,
     pub image: Option<String>,
+    pub image_pull_policy: Option<String>,
     pub resources: Option<Resources>,
 }
 
@@ -217,6 +226,27 @@ impl Pod {
             || self.annotation("kubernetes.io/config.mirror").is_some()
     }
 
+    /// Who pulls this pod's images, for registry credentials.
+    pub fn pull_context(&self, namespace: &str) -> crate::platforms::PullContext {
+        crate::platforms::PullContext {
+            namespace: namespace.to_string(),
+            image_pull_secrets: self
+                .spec
+                .image_pull_secrets
+                .iter()
+                .flatten()
+                .filter(|r| !r.name.is_empty())
+                .map(|r| r.name.clone())
+                .collect(),
+            service_account: self
+                .spec
+                .service_account_name
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "default".to_string()),
+        }
+    }
+
     /// The required node selector terms, empty when the pod has none.
     pub fn required_terms(&self) -> &[NodeSelectorTerm] {
         self.spec
@@ -232,6 +262,17 @@ impl Pod {
 }
 
 impl Container {
+    /// `imagePullPolicy: Always`, or a `:latest`/untagged image, which Kubernetes pulls always.
+    pub fn pulls_always(&self) -> bool {
+        match self.image_pull_policy.as_deref() {
+            Some(policy) => policy == "Always",
+            None => self.image.as_deref().is_some_and(|i| {
+                let name = i.rsplit('/').next().unwrap_or(i);
+                !i.contains('@') && (!name.contains(':') || name.ends_with(":latest"))
+            }),
+        }
+    }
+
     /// Extended resources this container asks for with a non-zero quantity, in limits or requests.
     pub fn requested_resources(&self) -> impl Iterator<Item = &str> {
         let r = self.resources.as_ref();

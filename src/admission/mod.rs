@@ -6,7 +6,7 @@ pub mod review;
 
 use crate::image::ImageRef;
 use crate::inventory::Inventory;
-use crate::platforms::{Lookup, PlatformSource};
+use crate::platforms::{Lookup, LookupRequest, PlatformSource};
 use crate::pod::Pod;
 use crate::policy::evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
 use crate::policy::Policy;
@@ -80,7 +80,7 @@ impl Admission {
         stage: Stage,
         deadline: Instant,
     ) -> Decision {
-        let images = self.resolve(pod, deadline).await;
+        let images = self.resolve(pod, namespace, deadline).await;
         evaluate(
             &self.policy,
             &self.inventory.load(),
@@ -185,7 +185,12 @@ impl Admission {
     }
 
     /// Looks up every scheduling container's image, all at once, each bounded by `deadline`.
-    async fn resolve<'p>(&self, pod: &'p Pod, deadline: Instant) -> Vec<ImageFacts<'p>> {
+    async fn resolve<'p>(
+        &self,
+        pod: &'p Pod,
+        namespace: &str,
+        deadline: Instant,
+    ) -> Vec<ImageFacts<'p>> {
         let containers: Vec<_> = pod.scheduling_containers().collect();
         let refs: Vec<Result<ImageRef, String>> = containers
             .iter()
@@ -195,17 +200,23 @@ impl Admission {
             })
             .collect();
         let deadline = tokio::time::Instant::from_std(deadline);
-        let lookups = refs.iter().map(|r| async move {
-            match r {
-                Ok(image) => {
-                    match tokio::time::timeout_at(deadline, self.source.lookup(image)).await {
-                        Ok(found) => ImageStatus::Resolved(found),
-                        Err(_) => ImageStatus::Resolved(Lookup::Failed(
-                            "timed out before the admission deadline".into(),
-                        )),
-                    }
-                }
-                Err(e) => ImageStatus::Invalid(e.clone()),
+        let pull = pod.pull_context(namespace);
+        let pull = &pull;
+        let lookups = refs.iter().zip(&containers).map(|(r, (_, c))| async move {
+            let image = match r {
+                Ok(image) => image,
+                Err(e) => return ImageStatus::Invalid(e.clone()),
+            };
+            let request = LookupRequest {
+                image,
+                pull_always: c.pulls_always(),
+                pull,
+            };
+            match tokio::time::timeout_at(deadline, self.source.lookup(request)).await {
+                Ok(found) => ImageStatus::Resolved(found),
+                Err(_) => ImageStatus::Resolved(Lookup::Failed(
+                    "timed out before the admission deadline".into(),
+                )),
             }
         });
         let statuses = futures_util::future::join_all(lookups).await;

@@ -58,7 +58,52 @@ pub enum Lookup {
 /// A boxed future, so sources can be stored behind `dyn`.
 pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Lookup> + Send + 'a>>;
 
+/// Who is pulling: what a registry source needs to pick credentials the way kubelet would, and to
+/// keep one namespace's private images from answering another's pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PullContext {
+    pub namespace: String,
+    /// The pod's `imagePullSecrets` names, in order.
+    pub image_pull_secrets: Vec<String>,
+    /// The pod's service account (`default` when unset); its pull secrets come after the pod's.
+    pub service_account: String,
+}
+
+/// One image to look up, for one pod.
+#[derive(Debug, Clone)]
+pub struct LookupRequest<'a> {
+    pub image: &'a ImageRef,
+    /// `imagePullPolicy: Always`: the tag must not be answered from a cache older than its TTL.
+    pub pull_always: bool,
+    pub pull: &'a PullContext,
+}
+
 /// Anything that can tell which platforms an image was built for.
 pub trait PlatformSource: Send + Sync {
-    fn lookup<'a>(&'a self, image: &'a ImageRef) -> LookupFuture<'a>;
+    fn lookup<'a>(&'a self, request: LookupRequest<'a>) -> LookupFuture<'a>;
+}
+
+/// The kinds of Secret kubelet reads pull credentials from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullSecretKind {
+    /// `kubernetes.io/dockerconfigjson`, key `.dockerconfigjson`.
+    DockerConfigJson,
+    /// `kubernetes.io/dockercfg`, key `.dockercfg` (the legacy format).
+    DockerCfg,
+}
+
+/// The raw contents of one pull secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullSecret {
+    pub namespace: String,
+    pub name: String,
+    pub kind: PullSecretKind,
+    pub data: Arc<[u8]>,
+}
+
+/// Where pull secrets come from (a watch of the cluster's Secrets and ServiceAccounts).
+pub trait PullSecrets: Send + Sync {
+    /// The secrets for `pull`, in kubelet's order: the pod's imagePullSecrets, then its service
+    /// account's. Secrets that do not exist or have another type are skipped.
+    fn secrets_for(&self, pull: &PullContext) -> Vec<PullSecret>;
 }

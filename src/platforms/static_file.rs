@@ -6,7 +6,7 @@
 //! "docker.io/library/nginx:1.27" = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
 //! ```
 
-use super::{ImagePlatforms, Lookup, LookupFuture, PlatformSource};
+use super::{ImagePlatforms, Lookup, LookupFuture, LookupRequest, PlatformSource};
 use crate::image::{ImageRef, Platform};
 use crate::text::line_col;
 use serde::Deserialize;
@@ -116,8 +116,8 @@ impl StaticPlatforms {
 }
 
 impl PlatformSource for StaticPlatforms {
-    fn lookup<'a>(&'a self, image: &'a ImageRef) -> LookupFuture<'a> {
-        let found = match self.get(image) {
+    fn lookup<'a>(&'a self, request: LookupRequest<'a>) -> LookupFuture<'a> {
+        let found = match self.get(request.image) {
             Some(p) => Lookup::Found(Arc::clone(p)),
             None => Lookup::NotFound,
         };
