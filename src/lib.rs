@@ -14,3 +14,4 @@ pub mod pod;
 pub mod policy;
 pub mod server;
 pub mod text;
+pub mod workload;

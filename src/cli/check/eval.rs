@@ -1,0 +1,306 @@
+//! One object through the webhook, offline: the mutating stage, its patch applied as the API
+//! server applies it, then the validating stage on the patched pod. `check` and `test` both call
+//! [`Evaluator::object`]; the decisions themselves come from [`Admission`], never from here.
+
+use super::input::SourceRef;
+use crate::admission::{patch, respond, Admission};
+use crate::pod::Pod;
+use crate::policy::{Decision, Stage, Verdict};
+use crate::workload::{self, WorkloadError};
+use base64::Engine;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The API server's default webhook timeout; offline sources answer long before it.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why one object could not be evaluated (the file is named by the caller's [`SourceRef`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    #[error("not an AdmissionReview archgate can replay: {0}")]
+    Review(#[source] crate::admission::BadReview),
+    #[error("the patch does not apply to the pod: {0}")]
+    Patch(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What the patch of a report applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchTarget {
+    /// The object itself (a Pod, or the pod of a replayed AdmissionReview).
+    Object,
+    /// The pods a workload's controller creates; the workload itself is never mutated.
+    Pods,
+}
+
+impl PatchTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatchTarget::Object => "object",
+            PatchTarget::Pods => "pods",
+        }
+    }
+}
+
+/// The result for one object, as every output format reports it.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub source: SourceRef,
+    /// "allow", "patch", "deny", "warn" or "skip".
+    pub decision: &'static str,
+    pub mode: Option<&'static str>,
+    pub rule: Option<String>,
+    pub architectures: Vec<String>,
+    pub patch: Vec<Value>,
+    pub patch_target: PatchTarget,
+    pub warnings: Vec<String>,
+    pub messages: Vec<String>,
+    /// The object as given.
+    pub object: Value,
+    /// The pod before and after admission (for a Pod, the object; for a workload, its pods).
+    pub pod_before: Option<Value>,
+    pub pod_after: Option<Value>,
+    /// The AdmissionReview response of the mutating webhook (`-o review`).
+    pub review: Option<Vec<u8>>,
+}
+
+impl Report {
+    fn new(object: Value, source: SourceRef, namespace: &str) -> Report {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+        let meta = object.get("metadata");
+        let ns = text(meta.and_then(|m| m.get("namespace")));
+        Report {
+            api_version: text(object.get("apiVersion")),
+            kind: text(object.get("kind")),
+            namespace: if ns.is_empty() {
+                namespace.to_string()
+            } else {
+                ns
+            },
+            name: text(meta.and_then(|m| m.get("name"))),
+            source,
+            decision: "skip",
+            mode: None,
+            rule: None,
+            architectures: Vec::new(),
+            patch: Vec::new(),
+            patch_target: PatchTarget::Object,
+            warnings: Vec::new(),
+            messages: Vec::new(),
+            object,
+            pod_before: None,
+            pod_after: None,
+            review: None,
+        }
+    }
+
+    /// "shop/web", or "web" for cluster-scoped skipped kinds, "<unnamed>" without a name.
+    pub fn display_name(&self) -> String {
+        let name = if self.name.is_empty() {
+            "<unnamed>"
+        } else {
+            &self.name
+        };
+        if self.namespace.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.namespace)
+        }
+    }
+}
+
+/// Runs objects through one [`Admission`], on a small runtime of its own.
+pub struct Evaluator {
+    admission: Admission,
+    runtime: tokio::runtime::Runtime,
+    default_namespace: String,
+}
+
+impl Evaluator {
+    pub fn new(admission: Admission, default_namespace: &str) -> Result<Evaluator, EvalError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(EvalError::Runtime)?;
+        Ok(Evaluator {
+            admission,
+            runtime,
+            default_namespace: default_namespace.to_string(),
+        })
+    }
+
+    /// Evaluates one object as the webhooks would at its creation.
+    pub fn object(&self, object: Value, source: SourceRef) -> Result<Report, EvalError> {
+        let mut report = Report::new(object, source, &self.default_namespace);
+        if report.kind == "AdmissionReview" {
+            self.runtime.block_on(self.replay(&mut report))?;
+            return Ok(report);
+        }
+        let Some(wp) = workload::pod_for(&report.object, &self.default_namespace)? else {
+            report.namespace = meta_namespace(&report.object);
+            report.messages.push(format!(
+                "{} has no pods: nothing for archgate to place",
+                report.kind
+            ));
+            return Ok(report);
+        };
+        report.namespace.clone_from(&wp.namespace);
+        if !wp.is_pod() {
+            report.patch_target = PatchTarget::Pods;
+        }
+        self.runtime.block_on(self.admit(&mut report, wp))?;
+        Ok(report)
+    }
+
+    /// Mutating webhook, patch, validating webhook: the path a pod takes through the API server.
+    async fn admit(&self, report: &mut Report, wp: workload::WorkloadPod) -> Result<(), EvalError> {
+        let deadline = Instant::now() + DEADLINE;
+        let ns = wp.namespace.as_str();
+        let first = self
+            .admission
+            .decide(&wp.pod, ns, Stage::Mutate, deadline)
+            .await;
+        let review = respond("", &wp.pod, &first).to_review_json("admission.k8s.io/v1");
+        report.review = Some(review);
+        let mut after = wp.pod_json.clone();
+        if let Verdict::Patch(m) = &first.verdict {
+            let ops = serde_json::to_value(patch::build(&wp.pod, m))
+                .map_err(|e| EvalError::Patch(e.to_string()))?;
+            apply(&mut after, &ops)?;
+            report.patch = ops.as_array().cloned().unwrap_or_default();
+        }
+        report.pod_before = Some(wp.pod_json);
+        report.pod_after = Some(after.clone());
+        fill(report, &first);
+        if report.decision == "deny" {
+            // The API server stops at the first webhook that denies.
+            return Ok(());
+        }
+        let patched: Pod =
+            serde_json::from_value(after).map_err(|e| EvalError::Patch(e.to_string()))?;
+        let second = self
+            .admission
+            .decide(&patched, ns, Stage::Validate, deadline)
+            .await;
+        if let Verdict::Deny(m) = &second.verdict {
+            report.decision = "deny";
+            report.messages.push(m.clone());
+        }
+        for w in &second.warnings {
+            if !report.warnings.contains(w) {
+                report.warnings.push(w.clone());
+            }
+        }
+        if report.architectures.is_empty() {
+            report.architectures = names(&second);
+        }
+        if report.decision != "deny" {
+            report.decision = if !report.patch.is_empty() {
+                "patch"
+            } else if report.warnings.is_empty() {
+                "allow"
+            } else {
+                "warn"
+            };
+        }
+        Ok(())
+    }
+
+    /// A captured AdmissionReview, answered by the mutating webhook exactly as it would be online.
+    async fn replay(&self, report: &mut Report) -> Result<(), EvalError> {
+        let body =
+            serde_json::to_vec(&report.object).map_err(|e| EvalError::Patch(e.to_string()))?;
+        let answer = self
+            .admission
+            .review(&body, Stage::Mutate, Instant::now() + DEADLINE)
+            .await
+            .map_err(EvalError::Review)?;
+        let s = &answer.summary;
+        let object = report.object.pointer("/request/object").cloned();
+        report.api_version = object
+            .as_ref()
+            .and_then(|o| o.get("apiVersion"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        report.kind.clone_from(&s.kind);
+        report.namespace.clone_from(&s.namespace);
+        report.name.clone_from(&s.name);
+        report.decision = s.decision;
+        report.rule.clone_from(&s.rule);
+        report.architectures = split_archs(&s.architectures);
+        if let Some(d) = &answer.decision {
+            report.mode = Some(d.mode.as_str());
+            report.warnings.clone_from(&d.warnings);
+        }
+        report.messages.extend(s.message.clone());
+        let response: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        if let Some(b64) = response.pointer("/response/patch").and_then(Value::as_str) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| EvalError::Patch(e.to_string()))?;
+            let ops: Value =
+                serde_json::from_slice(&bytes).map_err(|e| EvalError::Patch(e.to_string()))?;
+            report.patch = ops.as_array().cloned().unwrap_or_default();
+            if let Some(before) = &object {
+                let mut after = before.clone();
+                apply(&mut after, &ops)?;
+                report.pod_after = Some(after);
+            }
+        }
+        report.pod_before.clone_from(&object);
+        if report.pod_after.is_none() {
+            report.pod_after = object;
+        }
+        report.review = Some(answer.body);
+        Ok(())
+    }
+}
+
+/// Applies JSON Patch operations as the API server does.
+fn apply(doc: &mut Value, ops: &Value) -> Result<(), EvalError> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops.clone()).map_err(|e| EvalError::Patch(e.to_string()))?;
+    json_patch::patch(doc, &patch).map_err(|e| EvalError::Patch(e.to_string()))
+}
+
+fn fill(report: &mut Report, d: &Decision) {
+    report.decision = d.label();
+    report.mode = Some(d.mode.as_str());
+    report.rule.clone_from(&d.rule);
+    report.architectures = names(d);
+    report.warnings.clone_from(&d.warnings);
+    if let Verdict::Deny(m) = &d.verdict {
+        report.messages.push(m.clone());
+    }
+}
+
+fn names(d: &Decision) -> Vec<String> {
+    d.architectures
+        .names()
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+fn split_archs(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn meta_namespace(object: &Value) -> String {
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,227 @@
+//! `archgate check`: a dry run. Manifests (or captured AdmissionReviews) go through the same
+//! [`Admission`] the webhook serves, offline, and each object's decision is printed.
+//!
+//! The shell here reads one file at a time and writes each report as soon as it is known;
+//! [`eval`] runs an object through both webhook stages, [`input`] parses, [`output`] formats.
+
+pub mod eval;
+pub mod input;
+pub mod output;
+
+use crate::admission::Admission;
+use crate::inventory::{node::nodes_from_value, Inventory};
+use crate::platforms::{PlatformSource, StaticPlatforms};
+use crate::policy::Policy;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use eval::Evaluator;
+use input::InputError;
+use output::{Format, Printer, Tally};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Policy file (TOML); see policies/README.md.
+    #[arg(long)]
+    pub policy: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Cluster nodes (`kubectl get nodes -o yaml` or `-o json` output) instead of the policy's
+    /// `[cluster]` platforms.
+    #[arg(long)]
+    pub nodes: Option<PathBuf>,
+    /// Namespace for objects whose metadata names none.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Format,
+    /// Exit 1 on denials only (`deny`), or on warnings too (`warn`).
+    #[arg(long, value_enum, default_value_t)]
+    pub fail_on: FailOn,
+    /// Manifest files, directories (searched recursively for *.yaml, *.yml, *.json), or - for stdin.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Where image platforms come from. Registry options join here (flattened), each source one field.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Static platforms file (TOML): image reference -> platforms. Without it every image is
+    /// unknown and the policy's `unknown_images` decides.
+    #[arg(long)]
+    pub platforms: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The platform source these options name.
+    pub fn source(&self) -> anyhow::Result<Arc<dyn PlatformSource>> {
+        let platforms = match &self.platforms {
+            Some(path) => StaticPlatforms::load(path)?,
+            None => StaticPlatforms::default(),
+        };
+        Ok(Arc::new(platforms))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    #[default]
+    Deny,
+    Warn,
+}
+
+/// The webhook's admission path over `policy`, with the inventory of `nodes` when given.
+pub fn admission(
+    policy: Policy,
+    source: Arc<dyn PlatformSource>,
+    nodes: Option<&Path>,
+) -> anyhow::Result<Admission> {
+    let admission = Admission::new(Arc::new(policy), source);
+    if let Some(path) = nodes {
+        admission.inventory.store(Arc::new(load_nodes(path)?));
+    }
+    Ok(admission)
+}
+
+/// Reads `kubectl get nodes -o yaml|json` output.
+pub fn load_nodes(path: &Path) -> anyhow::Result<Inventory> {
+    let what = || {
+        format!(
+            "nodes file {}: pass the output of `kubectl get nodes -o yaml`",
+            path.display()
+        )
+    };
+    let text = std::fs::read_to_string(path).with_context(what)?;
+    let value: serde_json::Value = serde_yaml_ng::from_str(&text).with_context(what)?;
+    let nodes = nodes_from_value(value).with_context(what)?;
+    Ok(Inventory::from_nodes(nodes))
+}
+
+/// Runs `check`; returns the exit code (0 allowed, 1 denied, 2 input errors).
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let policy = Policy::load(&args.policy)?;
+    let admission = admission(policy, args.source.source()?, args.nodes.as_deref())?;
+    let inputs = input::expand(&args.paths)?;
+    let evaluator = Evaluator::new(admission, &args.namespace)?;
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut printer = Printer::new(
+        std::io::BufWriter::new(std::io::stdout().lock()),
+        args.output,
+        color,
+    );
+    let mut tally = Tally::default();
+    let mut progress = Progress::new(inputs.len());
+    printer.start()?;
+    for input in &inputs {
+        tally.files += 1;
+        progress.tick(&input.name());
+        let mut errors = Vec::new();
+        match input::read(input) {
+            Err(e) => errors.push(e),
+            Ok(text) => {
+                let (documents, parse_error) = input::documents(&input.name(), &text);
+                drop(text);
+                for doc in documents {
+                    let source = doc.source.clone();
+                    match evaluator.object(doc.value, doc.source) {
+                        Ok(report) => {
+                            tally.add(report.decision);
+                            progress.suspend(|| printer.report(&report, progress.visible()))?;
+                        }
+                        Err(e) => errors.push(InputError::Object {
+                            file: source.file,
+                            document: source.document,
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+                errors.extend(parse_error);
+            }
+        }
+        for e in errors {
+            tally.errors += 1;
+            progress.suspend(|| eprintln!("error: {e}"));
+            printer.error(&e);
+        }
+    }
+    progress.finish();
+    printer.finish(&tally)?;
+    if args.output != Format::Text && args.output != Format::Json {
+        eprintln!("{}", tally.line());
+    }
+    Ok(exit_code(&tally, args.fail_on))
+}
+
+/// 2 for input errors, 1 for denials (or warnings with `--fail-on warn`), else 0.
+pub fn exit_code(tally: &Tally, fail_on: FailOn) -> u8 {
+    if tally.errors > 0 {
+        2
+    } else if tally.deny > 0 || (fail_on == FailOn::Warn && tally.warn > 0) {
+        1
+    } else {
+        0
+    }
+}
+
+/// A progress bar on stderr, shown only on a terminal and only once the run takes a moment.
+struct Progress {
+    total: usize,
+    done: usize,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+    enabled: bool,
+}
+
+impl Progress {
+    const AFTER: Duration = Duration::from_millis(500);
+
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            done: 0,
+            started: Instant::now(),
+            bar: None,
+            enabled: total > 1 && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn tick(&mut self, name: &str) {
+        if self.enabled && self.bar.is_none() && self.started.elapsed() > Self::AFTER {
+            let bar = indicatif::ProgressBar::new(self.total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} files {elapsed} {wide_msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_position(self.done as u64);
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done as u64);
+            bar.set_message(name.to_string());
+        }
+        self.done += 1;
+    }
+
+    fn visible(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
