@@ -85,6 +85,15 @@ pub struct Affinity {
 #[serde(rename_all = "camelCase")]
 pub struct NodeAffinity {
     pub required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+    pub preferred_during_scheduling_ignored_during_execution: Option<Vec<PreferredSchedulingTerm>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PreferredSchedulingTerm {
+    #[serde(default)]
+    pub weight: i32,
+    #[serde(default)]
+    pub preference: NodeSelectorTerm,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -245,6 +254,19 @@ impl Pod {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "default".to_string()),
         }
+    }
+
+    /// The preferred node affinity terms, empty when the pod has none.
+    pub fn preferred_terms(&self) -> &[PreferredSchedulingTerm] {
+        self.spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.preferred_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
+            .unwrap_or(&[])
     }
 
     /// The required node selector terms, empty when the pod has none.

@@ -33,10 +33,7 @@ pub fn escape_pointer(key: &str) -> String {
 /// The operations that apply `mutation` to `pod`.
 pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<PatchOp> {
     let mut ops = Vec::new();
-    if let Some(archs) = mutation.require_archs {
-        let expr = json!({"key": ARCH_LABEL, "operator": "In", "values": archs.names()});
-        arch_ops(pod, expr, &mut ops);
-    }
+    node_affinity_ops(pod, mutation, &mut ops);
     if !mutation.node_selector.is_empty() {
         match &pod.spec.node_selector {
             None => {
@@ -85,39 +82,73 @@ pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<PatchOp> {
     ops
 }
 
+const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
+const PREFERRED: &str = "preferredDuringSchedulingIgnoredDuringExecution";
+
 /// Appends the architecture expression to every required term (terms are ORed, so each one must
-/// carry it), creating whichever parent is missing.
-fn arch_ops(pod: &Pod, expr: Value, ops: &mut Vec<PatchOp>) {
-    const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
-    let term = json!({"matchExpressions": [expr.clone()]});
+/// carry it) and the preferred terms, creating whichever parent is missing in one operation.
+fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
+    let expr = mutation
+        .require_archs
+        .map(|archs| json!({"key": ARCH_LABEL, "operator": "In", "values": archs.names()}));
+    let preferred: Vec<Value> = mutation
+        .prefer
+        .iter()
+        .map(|p| {
+            json!({"weight": p.weight, "preference": {"matchExpressions": [
+                {"key": ARCH_LABEL, "operator": "In", "values": p.architectures.names()}
+            ]}})
+        })
+        .collect();
+    if expr.is_none() && preferred.is_empty() {
+        return;
+    }
+    let required = |expr: &Value| json!({"nodeSelectorTerms": [{"matchExpressions": [expr]}]});
+    let mut whole = serde_json::Map::new();
+    if let Some(e) = &expr {
+        whole.insert(REQUIRED.into(), required(e));
+    }
+    if !preferred.is_empty() {
+        whole.insert(PREFERRED.into(), Value::Array(preferred.clone()));
+    }
     let Some(affinity) = &pod.spec.affinity else {
-        ops.push(add(
-            "/spec/affinity".into(),
-            json!({"nodeAffinity": {REQUIRED: {"nodeSelectorTerms": [term]}}}),
-        ));
+        ops.push(add("/spec/affinity".into(), json!({"nodeAffinity": whole})));
         return;
     };
     let Some(node_affinity) = &affinity.node_affinity else {
         ops.push(add(
             "/spec/affinity/nodeAffinity".into(),
-            json!({REQUIRED: {"nodeSelectorTerms": [term]}}),
+            Value::Object(whole),
         ));
         return;
     };
-    let base = format!("/spec/affinity/nodeAffinity/{REQUIRED}");
-    let Some(required) = &node_affinity.required_during_scheduling_ignored_during_execution else {
-        ops.push(add(base, json!({"nodeSelectorTerms": [term]})));
-        return;
-    };
-    if required.node_selector_terms.is_empty() {
-        ops.push(add(format!("{base}/nodeSelectorTerms"), json!([term])));
-        return;
+    let base = "/spec/affinity/nodeAffinity";
+    if let Some(e) = &expr {
+        match &node_affinity.required_during_scheduling_ignored_during_execution {
+            None => ops.push(add(format!("{base}/{REQUIRED}"), required(e))),
+            Some(r) if r.node_selector_terms.is_empty() => ops.push(add(
+                format!("{base}/{REQUIRED}/nodeSelectorTerms"),
+                json!([{"matchExpressions": [e]}]),
+            )),
+            Some(r) => {
+                for (i, t) in r.node_selector_terms.iter().enumerate() {
+                    let path = format!("{base}/{REQUIRED}/nodeSelectorTerms/{i}/matchExpressions");
+                    match &t.match_expressions {
+                        None => ops.push(add(path, json!([e]))),
+                        Some(_) => ops.push(add(format!("{path}/-"), e.clone())),
+                    }
+                }
+            }
+        }
     }
-    for (i, t) in required.node_selector_terms.iter().enumerate() {
-        let path = format!("{base}/nodeSelectorTerms/{i}/matchExpressions");
-        match &t.match_expressions {
-            None => ops.push(add(path, json!([expr.clone()]))),
-            Some(_) => ops.push(add(format!("{path}/-"), expr.clone())),
+    if !preferred.is_empty() {
+        match &node_affinity.preferred_during_scheduling_ignored_during_execution {
+            None => ops.push(add(format!("{base}/{PREFERRED}"), Value::Array(preferred))),
+            Some(_) => ops.extend(
+                preferred
+                    .into_iter()
+                    .map(|p| add(format!("{base}/{PREFERRED}/-"), p)),
+            ),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! before a node watch has synced); a list of Node objects gives the real one.
 
 pub mod node;
+pub mod placement;
 
 use crate::policy::arch::{Arch, ArchSet};
 use crate::policy::Policy;

@@ -20,18 +20,42 @@ pub struct ImagePlatforms {
     pub platforms: Vec<Platform>,
     /// The linux architectures among them, for the decision's set arithmetic.
     pub linux_archs: ArchSet,
+    /// Where they run when nodes execute compatible code too: arm64 runs arm (v6, v7), amd64 runs 386.
+    pub compatible_archs: ArchSet,
 }
 
 impl ImagePlatforms {
     pub fn new(platforms: Vec<Platform>) -> ImagePlatforms {
-        let linux_archs = platforms
+        let linux_archs: ArchSet = platforms
             .iter()
             .filter(|p| p.os == "linux")
             .filter_map(|p| Arch::from_name(&p.architecture))
             .collect();
+        let runs_arm32 = platforms.iter().any(|p| {
+            p.os == "linux"
+                && p.architecture == "arm"
+                && matches!(p.variant.as_deref(), Some("v6" | "v7") | None)
+        });
+        let mut compatible_archs = linux_archs;
+        if runs_arm32 {
+            compatible_archs = compatible_archs.with(Arch::Arm64);
+        }
+        if linux_archs.contains(Arch::I386) {
+            compatible_archs = compatible_archs.with(Arch::Amd64);
+        }
         ImagePlatforms {
             platforms,
             linux_archs,
+            compatible_archs,
+        }
+    }
+
+    /// The architectures this image runs on, under the policy's `compatible_execution` choice.
+    pub fn archs(&self, compatible_execution: bool) -> ArchSet {
+        if compatible_execution {
+            self.compatible_archs
+        } else {
+            self.linux_archs
         }
     }
 
@@ -106,4 +130,33 @@ pub trait PullSecrets: Send + Sync {
     /// The secrets for `pull`, in kubelet's order: the pod's imagePullSecrets, then its service
     /// account's. Secrets that do not exist or have another type are skipped.
     fn secrets_for(&self, pull: &PullContext) -> Vec<PullSecret>;
+}
+
+/// Sources asked in order: the first that finds the image answers. The static platforms file goes
+/// first, so an operator's entry wins over what a registry says (and costs no request).
+pub struct Layered {
+    sources: Vec<Arc<dyn PlatformSource>>,
+}
+
+impl Layered {
+    pub fn new(sources: Vec<Arc<dyn PlatformSource>>) -> Layered {
+        Layered { sources }
+    }
+}
+
+impl PlatformSource for Layered {
+    fn lookup<'a>(&'a self, request: LookupRequest<'a>) -> LookupFuture<'a> {
+        Box::pin(async move {
+            // A failure is reported only if no later source finds the image.
+            let mut answer = Lookup::NotFound;
+            for source in &self.sources {
+                match source.lookup(request.clone()).await {
+                    Lookup::Found(p) => return Lookup::Found(p),
+                    Lookup::Failed(why) => answer = Lookup::Failed(why),
+                    Lookup::NotFound => {}
+                }
+            }
+            answer
+        })
+    }
 }

@@ -1,4 +1,5 @@
-//! The decision: a pure function from a pod, its images' platforms and the policy to a verdict.
+//! The decision: a pure function from a pod, its images' platforms, the cluster inventory and the
+//! policy to a verdict.
 //!
 //! The same function answers `/mutate` and `/validate` (and the offline commands). A mode acts at
 //! one stage: `mutate` patches at the mutating stage, `validate` and `warn` judge at the validating
@@ -6,12 +7,13 @@
 //! denied there, so a failed-open mutating webhook cannot let a pod through unchecked.
 
 use super::arch::{Arch, ArchSet};
+use super::explain::{describe_images, describe_toleration, node_names};
 use super::model::{Mode, UnknownImages};
-use super::{GpuVendor, Policy};
-use crate::inventory::Inventory;
-use crate::platforms::{ImagePlatforms, Lookup};
+use super::{GpuVendor, Policy, Preference, Rule};
+use crate::inventory::placement::{eligible_nodes, pinned_nodes};
+use crate::inventory::{Inventory, NodeInfo};
+use crate::platforms::Lookup;
 use crate::pod::{ContainerKind, Pod, Toleration};
-use std::fmt::Write;
 
 /// The annotation that records archgate's decision on a pod.
 pub const ARCH_ANNOTATION: &str = "archgate.io/architectures";
@@ -47,6 +49,8 @@ pub enum ImageStatus {
 pub struct Mutation {
     /// Append `kubernetes.io/arch In [...]` to every required node selector term.
     pub require_archs: Option<ArchSet>,
+    /// Preferred node affinity terms to add (weight, architectures).
+    pub prefer: Vec<Preference>,
     /// Entries to add to `spec.nodeSelector`.
     pub node_selector: Vec<(String, String)>,
     /// Tolerations to append.
@@ -58,6 +62,7 @@ pub struct Mutation {
 impl Mutation {
     pub fn is_empty(&self) -> bool {
         self.require_archs.is_none()
+            && self.prefer.is_empty()
             && self.node_selector.is_empty()
             && self.tolerations.is_empty()
             && self.annotation.is_none()
@@ -95,6 +100,15 @@ impl Decision {
     }
 }
 
+/// Deny reasons and warnings collected while evaluating.
+#[derive(Default)]
+struct Findings {
+    /// Reasons to deny (warnings in `warn` mode).
+    problems: Vec<String>,
+    /// Always warnings.
+    notes: Vec<String>,
+}
+
 /// Decides for a pod in `namespace` whose scheduling containers' images are `images`.
 pub fn evaluate(
     policy: &Policy,
@@ -120,54 +134,14 @@ pub fn evaluate(
         (Mode::Mutate, Stage::Mutate) | (Mode::Validate | Mode::Warn, Stage::Validate) => true,
         (Mode::Mutate, Stage::Validate) => false,
     };
-    let unknown_images = rule
+    let who = pod.display_name(namespace);
+    let compat = policy.compatible_execution;
+    let unknown = rule
         .and_then(|r| r.unknown_images)
         .unwrap_or(policy.default_unknown_images);
-    let who = pod.display_name(namespace);
 
-    let mut problems = Vec::new();
-    let mut notes = Vec::new();
-    let mut supported = ArchSet::ALL;
-    for img in images {
-        match &img.status {
-            ImageStatus::Resolved(Lookup::Found(p)) => {
-                supported = supported.intersect(p.linux_archs)
-            }
-            ImageStatus::Resolved(Lookup::NotFound) => {
-                let msg = format!(
-                    "platforms of image {} ({} \"{}\") are unknown",
-                    img.image,
-                    img.kind.as_str(),
-                    img.container
-                );
-                match unknown_images {
-                    UnknownImages::Allow => {}
-                    UnknownImages::Warn => {
-                        notes.push(format!("{msg}; it is placed by its other images"))
-                    }
-                    UnknownImages::Deny => {
-                        problems.push(format!("{msg}; add it to the platforms source"))
-                    }
-                }
-            }
-            ImageStatus::Resolved(Lookup::Failed(why)) => {
-                let msg = format!(
-                    "platforms of image {} could not be looked up: {why}",
-                    img.image
-                );
-                match unknown_images {
-                    UnknownImages::Deny => problems.push(msg),
-                    _ => notes.push(msg),
-                }
-            }
-            ImageStatus::Invalid(why) => problems.push(format!(
-                "{} \"{}\": {why}",
-                img.kind.as_str(),
-                img.container
-            )),
-        }
-    }
-
+    let mut found = Findings::default();
+    let supported = image_archs(images, unknown, compat, &mut found);
     let rule_archs = rule.and_then(|r| r.architectures).unwrap_or(ArchSet::ALL);
     let vendors = requested_vendors(policy, pod);
     let gpu_archs = vendors
@@ -181,8 +155,6 @@ pub fn evaluate(
         .intersect(demanded);
 
     if candidates.is_empty() {
-        let mut why = format!("pod {who} cannot run on any node:");
-        describe_images(&mut why, images, ArchSet::ALL);
         let mut limits = vec![format!("the cluster has {}", inventory.archs)];
         if demanded != ArchSet::ALL {
             limits.push(format!("the pod's nodeSelector/affinity allows {demanded}"));
@@ -196,67 +168,54 @@ pub fn evaluate(
                 v.name, v.architectures
             ));
         }
-        let _ = write!(
-            why,
-            "; {}. Build the images for a common architecture or relax the pod's node constraints",
+        found.problems.push(format!(
+            "pod {who} cannot run on any node: {}; {}. Build the images for a common architecture or relax the pod's node constraints",
+            describe_images(images, ArchSet::ALL, inventory, compat),
             limits.join("; ")
-        );
-        problems.push(why);
-    }
-
-    // What the pod lacks to be kept off nodes that cannot run it.
-    let mut gpu_selector = Vec::new();
-    let mut gpu_tolerations: Vec<Toleration> = Vec::new();
-    let pod_selector = pod.spec.node_selector.as_ref();
-    for (resource, vendor) in &vendors {
-        for (k, v) in &vendor.node_selector {
-            match pod_selector.and_then(|s| s.get(k)) {
-                Some(have) if have == v => {}
-                Some(have) => problems.push(format!(
-                    "pod {who} requests {resource} but its nodeSelector {k}={have} contradicts the {} GPU nodes' {k}={v}",
-                    vendor.name
-                )),
-                None => gpu_selector.push((k.clone(), v.clone())),
-            }
-        }
-        for t in &vendor.tolerations {
-            let have = pod
-                .spec
-                .tolerations
-                .iter()
-                .flatten()
-                .chain(&gpu_tolerations);
-            if !have.into_iter().any(|h| h.covers(t)) {
-                gpu_tolerations.push(t.clone());
-            }
-        }
-    }
-    let reachable = inventory.archs.intersect(demanded);
-    let needs_archs = !candidates.is_empty() && !reachable.is_subset(candidates);
-    let bound = pod.is_bound();
-    if bound && needs_archs {
-        // A bound pod is judged where it runs, which the node inventory knows; here we only warn.
-        notes.push(format!(
-            "pod {who} is bound to its node; it can run only on {candidates} nodes"
         ));
     }
-    let needs_archs = needs_archs && !bound;
+
+    let (gpu_selector, gpu_tolerations) = gpu_needs(pod, &vendors, &who, &mut found.problems);
+    let bound = pod.is_bound();
+    let reachable = inventory.archs.intersect(demanded);
+    let needs_archs = !bound && !candidates.is_empty() && !reachable.is_subset(candidates);
     let needs_gpu = !bound && (!gpu_selector.is_empty() || !gpu_tolerations.is_empty());
+    if bound && !candidates.is_empty() {
+        if let Some(problem) = bound_problem(inventory, pod, images, supported, &who, compat) {
+            // A bound pod cannot be re-placed: in validate mode it is denied, otherwise the
+            // user hears where it will crash.
+            if mode == Mode::Validate {
+                found.problems.push(problem);
+            } else {
+                found.notes.push(problem);
+            }
+        }
+    }
 
     if mode == Mode::Mutate && acting {
-        if !problems.is_empty() {
-            return decision(Verdict::Deny(deny_message(&problems)), candidates, notes);
+        if !found.problems.is_empty() {
+            return decision(
+                Verdict::Deny(deny_message(&found.problems)),
+                candidates,
+                found.notes,
+            );
         }
         let annotation = candidates.names().join(",");
+        let (node_selector, tolerations) = if needs_gpu {
+            (gpu_selector, gpu_tolerations)
+        } else {
+            Default::default()
+        };
         let mutation = Mutation {
             require_archs: needs_archs.then_some(candidates),
-            node_selector: if needs_gpu { gpu_selector } else { Vec::new() },
-            tolerations: if needs_gpu {
-                gpu_tolerations
-            } else {
+            prefer: if bound {
                 Vec::new()
+            } else {
+                missing_preferences(rule, pod, candidates)
             },
-            annotation: (pod.annotation(ARCH_ANNOTATION) != Some(annotation.as_str()) && !bound)
+            node_selector,
+            tolerations,
+            annotation: (!bound && pod.annotation(ARCH_ANNOTATION) != Some(annotation.as_str()))
                 .then_some(annotation),
         };
         let verdict = if mutation.is_empty() {
@@ -264,23 +223,18 @@ pub fn evaluate(
         } else {
             Verdict::Patch(mutation)
         };
-        return decision(verdict, candidates, notes);
+        return decision(verdict, candidates, found.notes);
     }
 
     if needs_archs {
-        let mut why = format!(
-            "pod {who} can be scheduled on {} nodes, which cannot run it:",
-            reachable.minus(candidates)
-        );
-        describe_images(&mut why, images, reachable.minus(candidates));
+        let lacking = reachable.minus(candidates);
         let names = candidates.names();
-        let _ = write!(
-            why,
-            "; add nodeSelector {ARCH_LABEL}: {} or required node affinity {ARCH_LABEL} In [{}]",
+        found.problems.push(format!(
+            "pod {who} can be scheduled on {lacking} nodes, which cannot run it: {}; add nodeSelector {ARCH_LABEL}: {} or required node affinity {ARCH_LABEL} In [{}]",
+            describe_images(images, lacking, inventory, compat),
             names.first().copied().unwrap_or_default(),
             names.join(", ")
-        );
-        problems.push(why);
+        ));
     }
     if needs_gpu {
         let mut missing: Vec<String> = gpu_selector
@@ -292,72 +246,264 @@ pub fn evaluate(
                 .iter()
                 .map(|t| format!("toleration {}", describe_toleration(t))),
         );
-        problems.push(format!(
+        found.problems.push(format!(
             "pod {who} requests a GPU but lacks {}",
             missing.join(" and ")
         ));
     }
     if !acting {
-        if problems.is_empty() {
+        if found.problems.is_empty() {
             return decision(Verdict::Allow, candidates, Vec::new());
         }
-        let msg = format!("{} (archgate's mutating webhook did not place this pod: check that it is installed and running)", deny_message(&problems));
+        let msg = format!(
+            "{} (archgate's mutating webhook did not place this pod: check that it is installed and running)",
+            deny_message(&found.problems)
+        );
         return decision(Verdict::Deny(msg), candidates, Vec::new());
     }
     match mode {
-        Mode::Validate if !problems.is_empty() => {
-            decision(Verdict::Deny(deny_message(&problems)), candidates, notes)
-        }
+        Mode::Validate if !found.problems.is_empty() => decision(
+            Verdict::Deny(deny_message(&found.problems)),
+            candidates,
+            found.notes,
+        ),
         _ => {
-            problems.extend(notes);
-            decision(Verdict::Allow, candidates, problems)
+            found.problems.extend(found.notes);
+            decision(Verdict::Allow, candidates, found.problems)
         }
     }
+}
+
+/// Checks ephemeral containers (`kubectl debug`) against the node their pod runs on. They never
+/// change scheduling, so this only allows, warns or denies, at the validating stage.
+pub fn evaluate_ephemeral(
+    policy: &Policy,
+    inventory: &Inventory,
+    pod: &Pod,
+    namespace: &str,
+    images: &[ImageFacts<'_>],
+    stage: Stage,
+) -> Decision {
+    let rule = policy.rule_for(namespace, pod.labels());
+    let mode = rule.and_then(|r| r.mode).unwrap_or(policy.default_mode);
+    let mut decision = Decision {
+        verdict: Verdict::Allow,
+        mode,
+        rule: rule.map(|r| r.name.clone()),
+        architectures: ArchSet::EMPTY,
+        warnings: Vec::new(),
+    };
+    if mode == Mode::Off || stage == Stage::Mutate {
+        return decision;
+    }
+    let unknown = rule
+        .and_then(|r| r.unknown_images)
+        .unwrap_or(policy.default_unknown_images);
+    let mut found = Findings::default();
+    let supported = image_archs(images, unknown, policy.compatible_execution, &mut found);
+    // Where the pod runs: its node's architecture when the inventory knows the node, else every
+    // architecture the pod could have been placed on.
+    let node = pod
+        .spec
+        .node_name
+        .as_deref()
+        .and_then(|n| inventory.node(n));
+    let running_on = match node.and_then(|n| n.arch) {
+        Some(a) => ArchSet::of([a]),
+        None => inventory.archs.intersect(demanded_archs(pod)),
+    };
+    decision.architectures = running_on;
+    if !running_on.is_subset(supported) {
+        let lacking = running_on.minus(supported);
+        let place = node.map_or_else(
+            || format!("{lacking} nodes"),
+            |n| format!("node {} ({lacking})", n.name),
+        );
+        found.problems.push(format!(
+            "ephemeral container for pod {} would run on {place}, which its image cannot: {}",
+            pod.display_name(namespace),
+            describe_images(images, lacking, inventory, policy.compatible_execution)
+        ));
+    }
+    match (mode, found.problems.is_empty()) {
+        (Mode::Warn, _) | (_, true) => {
+            found.problems.extend(found.notes);
+            decision.warnings = found.problems;
+        }
+        _ => {
+            decision.verdict = Verdict::Deny(deny_message(&found.problems));
+            decision.warnings = found.notes;
+        }
+    }
+    decision
 }
 
 fn deny_message(problems: &[String]) -> String {
     format!("archgate: {}", problems.join("; "))
 }
 
-/// Appends " image X (container "c") is built for linux/amd64" for every image that cannot run on
-/// some architecture of `lacking` (all images with known platforms when `lacking` is ALL).
-fn describe_images(out: &mut String, images: &[ImageFacts<'_>], lacking: ArchSet) {
-    let mut first = true;
+/// The architectures every image runs on, with unknown and invalid images reported per policy.
+fn image_archs(
+    images: &[ImageFacts<'_>],
+    unknown: UnknownImages,
+    compat: bool,
+    found: &mut Findings,
+) -> ArchSet {
+    let mut supported = ArchSet::ALL;
     for img in images {
-        if let ImageStatus::Resolved(Lookup::Found(p)) = &img.status {
-            if lacking != ArchSet::ALL && lacking.is_subset(p.linux_archs) {
-                continue;
+        let what = format!(
+            "image {} ({} \"{}\")",
+            img.image,
+            img.kind.as_str(),
+            img.container
+        );
+        match &img.status {
+            ImageStatus::Resolved(Lookup::Found(p)) => {
+                supported = supported.intersect(p.archs(compat))
             }
-            let sep = if first { " " } else { "; " };
-            first = false;
-            let _ = write!(
-                out,
-                "{sep}image {} ({} \"{}\") is built for {}",
-                img.image,
+            ImageStatus::Resolved(Lookup::NotFound) => match unknown {
+                UnknownImages::Allow => {}
+                UnknownImages::Warn => found.notes.push(format!(
+                    "platforms of {what} are unknown; it is placed by its other images"
+                )),
+                UnknownImages::Deny => found.problems.push(format!(
+                    "platforms of {what} are unknown; add it to the platforms source"
+                )),
+            },
+            ImageStatus::Resolved(Lookup::Failed(why)) => {
+                let msg = format!("platforms of {what} could not be looked up: {why}");
+                match unknown {
+                    UnknownImages::Deny => found.problems.push(msg),
+                    _ => found.notes.push(msg),
+                }
+            }
+            ImageStatus::Invalid(why) => found.problems.push(format!(
+                "{} \"{}\": {why}",
                 img.kind.as_str(),
-                img.container,
-                platforms_text(p)
-            );
+                img.container
+            )),
         }
     }
+    supported
 }
 
-fn platforms_text(p: &ImagePlatforms) -> String {
-    if p.platforms.is_empty() {
-        "no platform".to_string()
-    } else {
-        p.describe()
+/// The GPU vendors' node selector entries and tolerations the pod lacks; contradictions go to
+/// `problems`.
+fn gpu_needs(
+    pod: &Pod,
+    vendors: &[(&str, &GpuVendor)],
+    who: &str,
+    problems: &mut Vec<String>,
+) -> (Vec<(String, String)>, Vec<Toleration>) {
+    let mut selector = Vec::new();
+    let mut tolerations: Vec<Toleration> = Vec::new();
+    let pod_selector = pod.spec.node_selector.as_ref();
+    for (resource, vendor) in vendors {
+        for (k, v) in &vendor.node_selector {
+            match pod_selector.and_then(|s| s.get(k)) {
+                Some(have) if have == v => {}
+                Some(have) => problems.push(format!(
+                    "pod {who} requests {resource} but its nodeSelector {k}={have} contradicts the {} GPU nodes' {k}={v}",
+                    vendor.name
+                )),
+                None => selector.push((k.clone(), v.clone())),
+            }
+        }
+        for t in &vendor.tolerations {
+            let mut have = pod.spec.tolerations.iter().flatten().chain(&tolerations);
+            if !have.any(|h| h.covers(t)) {
+                tolerations.push(t.clone());
+            }
+        }
     }
+    (selector, tolerations)
 }
 
-fn describe_toleration(t: &Toleration) -> String {
-    let part = |o: &Option<String>| o.clone().unwrap_or_default();
-    format!(
-        "{}:{}:{}",
-        part(&t.key),
-        t.operator.clone().unwrap_or_else(|| "Equal".into()),
-        part(&t.effect)
-    )
+/// For a pod bound to nodes (nodeName, a DaemonSet's per-node affinity, or a DaemonSet template
+/// spanning every eligible node): which of those nodes its images cannot run on.
+fn bound_problem(
+    inventory: &Inventory,
+    pod: &Pod,
+    images: &[ImageFacts<'_>],
+    supported: ArchSet,
+    who: &str,
+    compat: bool,
+) -> Option<String> {
+    let runs = |n: &&NodeInfo| n.arch.is_some_and(|a| supported.contains(a));
+    if inventory.nodes.is_empty() {
+        // Static inventory: no node names, only architectures.
+        let lacking = inventory
+            .archs
+            .intersect(demanded_archs(pod))
+            .minus(supported);
+        return (!lacking.is_empty()).then(|| {
+            format!(
+                "pod {who} is bound to its node and may run on {lacking} nodes, where it fails with exec format error: {}",
+                describe_images(images, lacking, inventory, compat)
+            )
+        });
+    }
+    let (nodes, place): (Vec<&NodeInfo>, &str) = match pinned_nodes(pod) {
+        Some(names) => (
+            names.iter().filter_map(|n| inventory.node(n)).collect(),
+            "is bound to",
+        ),
+        None => (eligible_nodes(inventory, pod), "would run on"),
+    };
+    let uncovered: Vec<&NodeInfo> = nodes.into_iter().filter(|n| !runs(n)).collect();
+    if uncovered.is_empty() {
+        return None;
+    }
+    let archs: Vec<&str> = {
+        let mut a: Vec<&str> = uncovered.iter().map(|n| n.arch_label.as_str()).collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    };
+    let lacking = uncovered.iter().filter_map(|n| n.arch).collect::<ArchSet>();
+    Some(format!(
+        "pod {who} {place} {} nodes {}, where it fails with exec format error: {}",
+        archs.join(", "),
+        node_names(&uncovered),
+        describe_images(
+            images,
+            if lacking.is_empty() {
+                ArchSet::ALL
+            } else {
+                lacking
+            },
+            inventory,
+            compat
+        )
+    ))
+}
+
+/// The rule's preferences, narrowed to the candidates, that the pod does not already carry.
+fn missing_preferences(rule: Option<&Rule>, pod: &Pod, candidates: ArchSet) -> Vec<Preference> {
+    let Some(rule) = rule else { return Vec::new() };
+    rule.prefer
+        .iter()
+        .map(|p| Preference {
+            architectures: p.architectures.intersect(candidates),
+            weight: p.weight,
+        })
+        .filter(|p| !p.architectures.is_empty())
+        .filter(|p| {
+            !pod.preferred_terms().iter().any(|t| {
+                let exprs = t.preference.match_expressions.as_deref().unwrap_or(&[]);
+                t.weight == p.weight
+                    && exprs.len() == 1
+                    && exprs[0].key == ARCH_LABEL
+                    && exprs[0].operator == "In"
+                    && exprs[0]
+                        .values
+                        .iter()
+                        .filter_map(|v| Arch::from_name(v))
+                        .collect::<ArchSet>()
+                        == p.architectures
+            })
+        })
+        .collect()
 }
 
 /// GPU vendors the pod's scheduling containers ask for, with the resource that selected each.

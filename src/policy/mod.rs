@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod evaluate;
+pub mod explain;
 pub mod model;
 
 use crate::pod::Toleration;
@@ -38,6 +39,8 @@ pub enum PolicyError {
 pub struct Policy {
     /// Architectures the cluster's nodes have.
     pub cluster_archs: ArchSet,
+    /// Whether arm64 nodes may run 32-bit arm images and amd64 nodes 386 images.
+    pub compatible_execution: bool,
     pub default_mode: Mode,
     pub default_unknown_images: UnknownImages,
     pub rules: Vec<Rule>,
@@ -53,6 +56,14 @@ pub struct Rule {
     pub mode: Option<Mode>,
     pub architectures: Option<ArchSet>,
     pub unknown_images: Option<UnknownImages>,
+    pub prefer: Vec<Preference>,
+}
+
+/// A weighted architecture preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preference {
+    pub architectures: ArchSet,
+    pub weight: i32,
 }
 
 /// A compiled label selector: every requirement must hold.
@@ -156,6 +167,14 @@ impl Policy {
                 mode: r.mode,
                 architectures,
                 unknown_images: r.unknown_images,
+                prefer: r
+                    .prefer
+                    .iter()
+                    .map(|p| Preference {
+                        architectures: p.architectures.iter().map(|a| a.0).collect(),
+                        weight: p.weight.0,
+                    })
+                    .collect(),
             });
         }
 
@@ -193,6 +212,7 @@ impl Policy {
 
         Ok(Policy {
             cluster_archs,
+            compatible_execution: spec.cluster.compatible_execution,
             default_mode: spec.defaults.mode,
             default_unknown_images: spec.defaults.unknown_images,
             rules,

@@ -29,6 +29,10 @@ pub struct PolicySpec {
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     pub platforms: Spanned<Vec<PlatformName>>,
+    /// arm64 nodes run linux/arm (v6, v7) images and amd64 nodes linux/386 images, as containerd
+    /// allows when the CPU can; off by default because not every arm64 CPU runs 32-bit code.
+    #[serde(default)]
+    pub compatible_execution: bool,
 }
 
 /// Behaviour for pods no rule names.
@@ -69,6 +73,34 @@ pub struct RuleSpec {
     pub mode: Option<Mode>,
     pub architectures: Option<Vec<ArchName>>,
     pub unknown_images: Option<UnknownImages>,
+    /// Soft preferences, added as preferredDuringScheduling node affinity; never a requirement.
+    #[serde(default)]
+    pub prefer: Vec<PreferenceSpec>,
+}
+
+/// "Prefer these architectures with this weight."
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferenceSpec {
+    pub architectures: Vec<ArchName>,
+    pub weight: Weight,
+}
+
+/// A preferredDuringScheduling weight: 1 to 100, as the API requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Weight(pub i32);
+
+impl TryFrom<i64> for Weight {
+    type Error = String;
+    fn try_from(w: i64) -> Result<Self, String> {
+        match i32::try_from(w) {
+            Ok(w @ 1..=100) => Ok(Weight(w)),
+            _ => Err(format!(
+                "weight {w} is out of range: Kubernetes accepts 1 to 100"
+            )),
+        }
+    }
 }
 
 /// A Kubernetes label selector over the pod's labels.

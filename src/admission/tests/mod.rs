@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 
+mod cluster;
+
 const CLUSTER: &str = r#"
 [cluster]
 platforms = ["linux/amd64", "linux/arm64"]
@@ -69,10 +71,26 @@ fn decide(
     known: &[(&str, &[&str])],
     stage: Stage,
 ) -> (Decision, Value) {
+    decide_in(
+        policy,
+        &Inventory::from_policy(policy),
+        pod_json,
+        known,
+        stage,
+    )
+}
+
+/// [`decide`] against a given inventory.
+fn decide_in(
+    policy: &Policy,
+    inventory: &Inventory,
+    pod_json: &Value,
+    known: &[(&str, &[&str])],
+    stage: Stage,
+) -> (Decision, Value) {
     let p: Pod = serde_json::from_value(pod_json.clone()).unwrap();
     let images = facts(&p, known);
-    let inventory = Inventory::from_policy(policy);
-    let decision = evaluate(policy, &inventory, &p, "shop", &images, stage);
+    let decision = evaluate(policy, inventory, &p, "shop", &images, stage);
     let mut out = pod_json.clone();
     if let Verdict::Patch(m) = &decision.verdict {
         let ops = serde_json::to_value(patch::build(&p, m)).unwrap();
