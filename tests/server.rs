@@ -467,13 +467,23 @@ async fn bad_requests_are_refused_and_the_server_keeps_serving(proto: Proto) {
     let (status, _, _) = client.get(MUTATE).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "GET /mutate");
 
-    // A Deployment sent to the pod webhook: a review denial, not an HTTP error.
-    let name = "deployment-create.json";
-    let answer = client.review(MUTATE, name).await;
-    assert_envelope(&fixture(name), &answer, name);
+    // A kind archgate knows nothing of (a Service): a review denial, not an HTTP error.
+    let mut service = fixture("deployment-create.json");
+    service["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Service"});
+    let (status, _, body) = client
+        .post(MUTATE, "application/json", serde_json::to_vec(&service).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_envelope(&service, &answer, "service");
     assert_eq!(answer["response"]["allowed"], false, "{answer}");
     assert_eq!(answer["response"]["status"]["code"], 400, "{answer}");
     assert!(answer["response"].get("patch").is_none());
+
+    // A Deployment at the mutating webhook: templates are never mutated.
+    let answer = client.review(MUTATE, "deployment-create.json").await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(answer["response"].get("patch").is_none(), "{answer}");
 
     // Updates never change scheduling: allowed untouched at both endpoints.
     for name in [

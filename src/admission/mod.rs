@@ -7,10 +7,13 @@ pub mod review;
 use crate::image::ImageRef;
 use crate::inventory::Inventory;
 use crate::platforms::{Lookup, LookupRequest, PlatformSource};
-use crate::pod::Pod;
-use crate::policy::evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
+use crate::pod::{Container, ContainerKind, Pod};
+use crate::policy::evaluate::{
+    evaluate, evaluate_ephemeral, Decision, ImageFacts, ImageStatus, Stage, Verdict,
+};
+use crate::policy::model::Mode;
 use crate::policy::Policy;
-use review::{ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
+use review::{RequestIn, ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,7 +83,9 @@ impl Admission {
         stage: Stage,
         deadline: Instant,
     ) -> Decision {
-        let images = self.resolve(pod, namespace, deadline).await;
+        let images = self
+            .resolve(pod.scheduling_containers(), pod, namespace, deadline)
+            .await;
         evaluate(
             &self.policy,
             &self.inventory.load(),
@@ -126,55 +131,92 @@ impl Admission {
             decision,
         };
 
-        let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
-        if !is_pod {
+        let target = Target::of(&req.kind.group, &req.kind.kind, req.sub_resource.as_deref());
+        let Some(target) = target else {
             let msg = format!(
-                "archgate places Pods; it was sent {} {}: check the webhook configuration's rules",
+                "archgate evaluates Pods and workloads with pod templates; it was sent {} {}: check the webhook configuration's rules",
                 req.kind.describe(),
                 req.name.as_deref().unwrap_or("")
             );
-            summary.decision = "deny";
-            summary.message = Some(msg.clone());
-            return Ok(finish(ResponseOut::deny(&req.uid, 400, msg), summary, None));
-        }
-        // Only a CREATE places a pod: scheduling fields are immutable afterwards.
-        if req.operation != "CREATE" || req.sub_resource.is_some() {
-            return Ok(finish(ResponseOut::allow(&req.uid), summary, None));
-        }
-        let pod: Pod = match req.object.map(|raw| serde_json::from_str(raw.get())) {
-            Some(Ok(pod)) => pod,
-            Some(Err(e)) => {
-                let msg = format!(
-                    "archgate cannot read pod {}/{}: {e}",
-                    summary.namespace, summary.name
-                );
-                summary.decision = "deny";
-                summary.message = Some(msg.clone());
-                return Ok(finish(ResponseOut::deny(&req.uid, 400, msg), summary, None));
-            }
-            None => {
-                let msg = "archgate: the review has no request.object to evaluate".to_string();
-                summary.decision = "deny";
-                summary.message = Some(msg.clone());
-                return Ok(finish(ResponseOut::deny(&req.uid, 400, msg), summary, None));
+            return Ok(finish(
+                denied(&mut summary, &req.uid, 400, msg),
+                summary,
+                None,
+            ));
+        };
+        // Scheduling fields are immutable after CREATE: an UPDATE can only add ephemeral
+        // containers or change a workload's template.
+        let relevant = match target {
+            Target::Pod => req.operation == "CREATE",
+            Target::Ephemeral => req.operation == "UPDATE" && stage == Stage::Validate,
+            Target::Workload => {
+                stage == Stage::Validate
+                    && (req.operation == "CREATE"
+                        || (req.operation == "UPDATE" && template_changed(&req)))
             }
         };
-        let namespace = req
-            .namespace
-            .clone()
-            .or_else(|| pod.metadata.namespace.clone())
-            .unwrap_or_else(|| "default".to_string());
-        summary.namespace.clone_from(&namespace);
+        if !relevant {
+            return Ok(finish(ResponseOut::allow(&req.uid), summary, None));
+        }
+        let Some(raw) = req.object else {
+            let msg = "archgate: the review has no request.object to evaluate".to_string();
+            return Ok(finish(
+                denied(&mut summary, &req.uid, 400, msg),
+                summary,
+                None,
+            ));
+        };
+        let fallback_ns = req.namespace.as_deref().unwrap_or("default");
+        let parsed = serde_json::from_str::<serde_json::Value>(raw.get())
+            .map_err(|e| e.to_string())
+            .and_then(|object| {
+                crate::workload::pod_for(&object, fallback_ns).map_err(|e| e.to_string())
+            });
+        let workload = match parsed {
+            Ok(Some(w)) => w,
+            Ok(None) | Err(_) => {
+                let why = parsed
+                    .err()
+                    .unwrap_or_else(|| "it has no pod template".into());
+                let msg = format!(
+                    "archgate cannot read {} {}/{}: {why}",
+                    req.kind.kind, summary.namespace, summary.name
+                );
+                return Ok(finish(
+                    denied(&mut summary, &req.uid, 400, msg),
+                    summary,
+                    None,
+                ));
+            }
+        };
+        summary.namespace.clone_from(&workload.namespace);
         if summary.name.is_empty() {
-            summary.name = pod
-                .display_name(&namespace)
+            summary.name = workload
+                .pod
+                .display_name(&workload.namespace)
                 .split_once('/')
                 .map(|(_, n)| n.to_string())
                 .unwrap_or_default();
         }
 
-        let decision = self.decide(&pod, &namespace, stage, deadline).await;
-        let response = respond(&req.uid, &pod, &decision);
+        let decision = match target {
+            Target::Pod => {
+                self.decide(&workload.pod, &workload.namespace, stage, deadline)
+                    .await
+            }
+            Target::Ephemeral => {
+                let old: Option<Pod> = req
+                    .old_object
+                    .and_then(|o| serde_json::from_str(o.get()).ok());
+                self.decide_ephemeral(&workload.pod, old.as_ref(), &workload.namespace, deadline)
+                    .await
+            }
+            Target::Workload => {
+                self.decide_template(&workload.pod, &workload.namespace, deadline)
+                    .await
+            }
+        };
+        let response = respond(&req.uid, &workload.pod, &decision);
         summary.decision = decision.label();
         summary.rule.clone_from(&decision.rule);
         summary.architectures = decision.architectures.names().join(",");
@@ -184,14 +226,71 @@ impl Admission {
         Ok(finish(response, summary, Some(decision)))
     }
 
-    /// Looks up every scheduling container's image, all at once, each bounded by `deadline`.
+    /// A workload's template, judged as the pods its controller will create: in `mutate` mode,
+    /// whether the mutating webhook can place them; otherwise whether they are safe as written.
+    /// Templates are never patched (GitOps tools would see drift).
+    pub async fn decide_template(&self, pod: &Pod, namespace: &str, deadline: Instant) -> Decision {
+        let images = self
+            .resolve(pod.scheduling_containers(), pod, namespace, deadline)
+            .await;
+        let inventory = self.inventory.load();
+        let mut decision = evaluate(
+            &self.policy,
+            &inventory,
+            pod,
+            namespace,
+            &images,
+            Stage::Mutate,
+        );
+        if decision.mode != Mode::Mutate {
+            decision = evaluate(
+                &self.policy,
+                &inventory,
+                pod,
+                namespace,
+                &images,
+                Stage::Validate,
+            );
+        }
+        if matches!(decision.verdict, Verdict::Patch(_)) {
+            decision.verdict = Verdict::Allow;
+        }
+        decision
+    }
+
+    /// Ephemeral containers added by this UPDATE, checked against the node the pod runs on.
+    async fn decide_ephemeral(
+        &self,
+        pod: &Pod,
+        old: Option<&Pod>,
+        namespace: &str,
+        deadline: Instant,
+    ) -> Decision {
+        let existed =
+            |name: &str| old.is_some_and(|o| o.ephemeral_containers().any(|(_, c)| c.name == name));
+        let added = pod
+            .ephemeral_containers()
+            .filter(|(_, c)| !existed(&c.name));
+        let images = self.resolve(added, pod, namespace, deadline).await;
+        evaluate_ephemeral(
+            &self.policy,
+            &self.inventory.load(),
+            pod,
+            namespace,
+            &images,
+            Stage::Validate,
+        )
+    }
+
+    /// Looks up the images of `containers` of `pod`, all at once, each bounded by `deadline`.
     async fn resolve<'p>(
         &self,
-        pod: &'p Pod,
+        containers: impl Iterator<Item = (ContainerKind, &'p Container)>,
+        pod: &Pod,
         namespace: &str,
         deadline: Instant,
     ) -> Vec<ImageFacts<'p>> {
-        let containers: Vec<_> = pod.scheduling_containers().collect();
+        let containers: Vec<_> = containers.collect();
         let refs: Vec<Result<ImageRef, String>> = containers
             .iter()
             .map(|(_, c)| match c.image.as_deref() {
@@ -231,6 +330,47 @@ impl Admission {
             })
             .collect()
     }
+}
+
+/// What kind of object a review is about, as far as archgate is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Pod,
+    /// The `pods/ephemeralcontainers` subresource (`kubectl debug`).
+    Ephemeral,
+    /// A controller with a pod template.
+    Workload,
+}
+
+impl Target {
+    fn of(group: &str, kind: &str, sub_resource: Option<&str>) -> Option<Target> {
+        match (group, kind, sub_resource) {
+            ("", "Pod", None) => Some(Target::Pod),
+            ("", "Pod", Some("ephemeralcontainers")) => Some(Target::Ephemeral),
+            ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet", None)
+            | ("batch", "Job" | "CronJob", None) => Some(Target::Workload),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an UPDATE changed the pod template (a scale or status change did not).
+fn template_changed(req: &RequestIn<'_>) -> bool {
+    let template = |raw: Option<&serde_json::value::RawValue>| {
+        let v: serde_json::Value = raw.and_then(|r| serde_json::from_str(r.get()).ok())?;
+        let spec = v.get("spec")?;
+        spec.get("template")
+            .or_else(|| spec.get("jobTemplate"))
+            .cloned()
+    };
+    req.old_object.is_none() || template(req.object) != template(req.old_object)
+}
+
+/// Records a denial in the summary and builds its response.
+fn denied(summary: &mut Summary, uid: &str, code: u16, msg: String) -> ResponseOut {
+    summary.decision = "deny";
+    summary.message = Some(msg.clone());
+    ResponseOut::deny(uid, code, msg)
 }
 
 /// Encodes a decision as an AdmissionResponse, with the patch, warnings and audit annotations.

@@ -33,6 +33,8 @@ pub struct RequestIn<'a> {
     pub operation: String,
     #[serde(borrow)]
     pub object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub old_object: Option<&'a RawValue>,
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
