@@ -2,7 +2,10 @@
 
 pub mod certs;
 pub mod check;
+pub mod completions;
+pub mod lint;
 pub mod serve;
+pub mod test;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +37,21 @@ pub enum Command {
         after_help = "Examples:\n  archgate check --policy policies/homelab.toml --platforms policies/homelab-platforms.toml deploy/\n  kubectl get deploy -A -o yaml | archgate check --policy policy.toml --platforms platforms.toml -o json -\n  archgate check --policy policy.toml --nodes nodes.yaml -o diff app.yaml\n\nExit status: 0 all allowed, 1 a denial (or a warning with --fail-on warn), 2 usage or input errors."
     )]
     Check(check::CheckArgs),
+    /// Check policy files: schema, unknown keys, shadowed or impossible rules.
+    #[command(
+        after_help = "Examples:\n  archgate lint policies/homelab.toml\n  archgate lint -f github --deny-warnings policies/*.toml\n  archgate lint -f sarif policy.toml > archgate.sarif\n\nExit status: 0 clean, 1 errors (or warnings with --deny-warnings), 2 unreadable files."
+    )]
+    Lint(lint::LintArgs),
+    /// Run policy test suites (*.archgate-test.toml).
+    #[command(
+        after_help = "Examples:\n  archgate test policies/tests/\n  archgate test --junit junit.xml policies/\n\nExit status: 0 all cases pass, 1 a case failed, 2 usage errors."
+    )]
+    Test(test::TestArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  archgate completions bash > /etc/bash_completion.d/archgate\n  archgate completions zsh > \"${fpath[1]}/_archgate\"\n  archgate completions fish > ~/.config/fish/completions/archgate.fish"
+    )]
+    Completions(completions::CompletionsArgs),
 }
 
 /// Runs the parsed command; the process exit code is what it returns.
@@ -42,6 +60,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Certs(args) => certs::run(&args),
         Command::Check(args) => exit_with(check::run(args)?),
+        Command::Lint(args) => exit_with(lint::run(&args)?),
+        Command::Test(args) => exit_with(test::run(&args)?),
+        Command::Completions(args) => completions::run(&args),
     }
 }
 

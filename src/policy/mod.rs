@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod evaluate;
+pub mod lint;
 pub mod explain;
 pub mod model;
 

@@ -129,7 +129,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                     let source = doc.source.clone();
                     match evaluator.object(doc.value, doc.source) {
                         Ok(report) => {
-                            tally.add(report.decision);
+                            tally.add(report.decision, report.warnings.len());
                             progress.suspend(|| printer.report(&report, progress.visible()))?;
                         }
                         Err(e) => errors.push(InputError::Object {
@@ -160,7 +160,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
 pub fn exit_code(tally: &Tally, fail_on: FailOn) -> u8 {
     if tally.errors > 0 {
         2
-    } else if tally.deny > 0 || (fail_on == FailOn::Warn && tally.warn > 0) {
+    } else if tally.deny > 0 || (fail_on == FailOn::Warn && tally.warned > 0) {
         1
     } else {
         0

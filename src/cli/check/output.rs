@@ -35,10 +35,15 @@ pub struct Tally {
     pub warn: usize,
     pub skip: usize,
     pub errors: usize,
+    /// Objects with at least one warning, whatever their decision (`--fail-on warn`).
+    pub warned: usize,
 }
 
 impl Tally {
-    pub fn add(&mut self, decision: &str) {
+    pub fn add(&mut self, decision: &str, warnings: usize) {
+        if warnings > 0 {
+            self.warned += 1;
+        }
         match decision {
             "allow" => self.allow += 1,
             "patch" => self.patch += 1,
@@ -350,12 +355,16 @@ fn diff(r: &Report) -> String {
         PatchTarget::Object => format!("{} {}", r.kind, r.display_name()),
     };
     let at = format!("{}#{}", r.source.file, r.source.document);
-    similar::TextDiff::from_lines(&a, &b)
+    let mut text = similar::TextDiff::from_lines(&a, &b)
         .unified_diff()
         .context_radius(3)
         .header(
             &format!("{at} {what} (as written)"),
             &format!("{at} {what} (as admitted)"),
         )
-        .to_string()
+        .to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }

@@ -1,0 +1,109 @@
+//! Lint rules on small policies: each finding, where it points, and what it suggests.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+const CLUSTER: &str = "[cluster]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n";
+
+fn lint_text(text: &str) -> Vec<Diagnostic> {
+    lint(text, Path::new("p.toml"))
+}
+
+fn codes(ds: &[Diagnostic]) -> Vec<&'static str> {
+    ds.iter().map(|d| d.code).collect()
+}
+
+#[test]
+fn the_shipped_homelab_policy_is_clean() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/homelab.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(lint_text(&text), []);
+}
+
+#[test]
+fn every_unknown_key_is_reported_at_its_position_with_a_suggestion() {
+    let text = format!(
+        "{CLUSTER}[defaults]\nmood = \"mutate\"\n[[rules]]\nname = \"r\"\nnamespace = [\"a\"]\n"
+    );
+    let ds = lint_text(&text);
+    assert_eq!(codes(&ds), ["unknown-key", "unknown-key"]);
+    assert_eq!(&text[ds[0].span.clone()], "mood");
+    assert_eq!(ds[0].help.as_deref(), Some("did you mean `mode`?"));
+    assert_eq!(ds[1].help.as_deref(), Some("did you mean `namespaces`?"));
+}
+
+#[test]
+fn load_errors_keep_their_message_and_position() {
+    let text = format!("{CLUSTER}[[rules]]\nname = \"r\"\narchitectures = [\"aarch64\"]\n");
+    let ds = lint_text(&text);
+    assert_eq!(codes(&ds), ["schema"]);
+    assert!(
+        ds[0].message.contains("did you mean `arm64`"),
+        "{:?}",
+        ds[0]
+    );
+    assert!(text[ds[0].span.clone()].contains("aarch64"));
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"r\"\nnamespaces = [\"Bad_NS\"]\n"
+    ));
+    assert!(ds[0].message.contains("not a namespace name"), "{ds:?}");
+    let ds = lint_text("[cluster\n");
+    assert_eq!(codes(&ds), ["syntax"]);
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"a\"\n[[rules]]\nname = \"a\"\n"
+    ));
+    assert_eq!(codes(&ds), ["invalid"]);
+    assert!(ds[0].message.contains("two rules are named"), "{ds:?}");
+}
+
+#[test]
+fn a_rule_after_a_catch_all_or_a_wider_rule_is_shadowed() {
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"all\"\n[[rules]]\nname = \"db\"\nnamespaces = [\"db\"]\n"
+    ));
+    assert_eq!(codes(&ds), ["shadowed-rule"]);
+    assert!(ds[0].message.contains("catch-all rule \"all\""), "{ds:?}");
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"teams\"\nnamespaces = [\"team-*\"]\n[[rules]]\nname = \"a\"\nnamespaces = [\"team-a\"]\npod_selector = {{ match_labels = {{ app = \"x\" }} }}\n"
+    ));
+    assert_eq!(codes(&ds), ["shadowed-rule"]);
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"db\"\npod_selector = {{ match_labels = {{ app = \"db\" }} }}\n[[rules]]\nname = \"ns\"\nnamespaces = [\"x\"]\n"
+    ));
+    assert_eq!(ds, [], "a narrower earlier rule shadows nothing");
+}
+
+#[test]
+fn contradictions_conflicts_and_missing_architectures_are_warnings() {
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"never\"\npod_selector = {{ match_labels = {{ app = \"a\" }}, match_expressions = [{{ key = \"app\", operator = \"NotIn\", values = [\"a\"] }}] }}\n"
+    ));
+    assert_eq!(codes(&ds), ["unsatisfiable-selector"]);
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"pi\"\narchitectures = [\"arm64\", \"riscv64\"]\n[gpu.nvidia]\nresources = [\"nvidia.com/gpus\"]\narchitectures = [\"amd64\", \"s390x\"]\n"
+    ));
+    assert_eq!(
+        codes(&ds),
+        [
+            "architecture-not-in-cluster",
+            "conflicting-requirements",
+            "gpu-architecture-not-in-cluster",
+            "unknown-resource"
+        ]
+    );
+    assert_eq!(
+        ds[3].help.as_deref(),
+        Some("did you mean `nvidia.com/gpu`?")
+    );
+    assert!(ds.iter().all(|d| d.severity == Severity::Warning));
+}
+
+#[test]
+fn the_key_table_matches_the_model() {
+    // Every key lint knows loads (no "unknown field"), so its suggestions are always valid keys.
+    let text = String::from(
+        "[cluster]\nplatforms = [\"linux/amd64\"]\n[defaults]\nmode = \"mutate\"\nunknown_images = \"warn\"\n[[rules]]\nname = \"r\"\nnamespaces = [\"a\"]\nmode = \"mutate\"\narchitectures = [\"amd64\"]\nunknown_images = \"warn\"\n[rules.pod_selector]\nmatch_labels = { a = \"b\" }\nmatch_expressions = [{ key = \"k\", operator = \"In\", values = [\"v\"] }]\n[gpu.n]\nresources = [\"nvidia.com/gpu\"]\narchitectures = [\"amd64\"]\nnode_selector = { a = \"b\" }\ntolerations = [{ key = \"k\", operator = \"Equal\", value = \"v\", effect = \"NoSchedule\", toleration_seconds = 5 }]\n"
+    );
+    let policy = Policy::from_toml(&text, Path::new("p.toml"));
+    assert!(policy.is_ok(), "{policy:?}");
+}
