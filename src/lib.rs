@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod platforms;
 pub mod pod;
 pub mod policy;
+pub mod registry;
 pub mod server;
 pub mod text;
 pub mod workload;

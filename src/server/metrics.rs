@@ -89,6 +89,12 @@ impl Metrics {
         })
     }
 
+    /// The registry other parts (the registry client) register their collectors on, so one
+    /// /metrics shows them all.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -1,0 +1,265 @@
+//! What registries told us, kept so the admission path rarely waits on one:
+//!
+//! - tag -> digest, short-lived (a tag moves);
+//! - digest -> platforms, long-lived and bounded (content-addressed, so it never goes stale);
+//! - failures, briefly, so a broken registry is not hammered by every pod of a rollout;
+//! - one flight per key, so concurrent lookups of an uncached image share one registry request.
+//!
+//! Every answer is keyed by the credential [`Scope`] it was obtained with: a private image learned
+//! with one namespace's secret is served only to requests that hold the same secret.
+
+use super::credentials::Scope;
+use super::metrics::RegistryMetrics;
+use crate::platforms::ImagePlatforms;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use moka::notification::RemovalCause;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+/// (registry host, repository, tag or digest, who learned it).
+pub type Key = (String, String, String, Scope);
+
+/// The three caches, sized and timed by the registry configuration.
+pub struct Caches {
+    tags: moka::future::Cache<Key, String>,
+    platforms: moka::future::Cache<Key, Arc<ImagePlatforms>>,
+    failures: moka::future::Cache<(String, u64), Arc<str>>,
+    metrics: RegistryMetrics,
+}
+
+impl Caches {
+    pub fn new(config: &super::config::CacheConfig, metrics: RegistryMetrics) -> Caches {
+        Caches {
+            tags: moka::future::Cache::builder()
+                .max_capacity(config.max_entries)
+                .time_to_live(config.tag_ttl)
+                .eviction_listener(on_evict(metrics.clone(), "tags"))
+                .build(),
+            platforms: moka::future::Cache::builder()
+                .max_capacity(config.max_entries)
+                .time_to_live(config.platforms_ttl)
+                .eviction_listener(on_evict(metrics.clone(), "platforms"))
+                .build(),
+            failures: moka::future::Cache::builder()
+                .max_capacity(config.max_entries)
+                .time_to_live(config.negative_ttl)
+                .eviction_listener(on_evict(metrics.clone(), "failures"))
+                .build(),
+            metrics,
+        }
+    }
+
+    /// The digest a tag pointed at, as seen by any of `scopes`, within the tag TTL.
+    pub async fn tag(
+        &self,
+        host: &str,
+        repo: &str,
+        tag: &str,
+        scopes: &[Scope],
+    ) -> Option<(String, Scope)> {
+        for scope in scopes {
+            let key = (host.to_string(), repo.to_string(), tag.to_string(), *scope);
+            if let Some(digest) = self.tags.get(&key).await {
+                self.metrics.cache_event("tags", "hit");
+                return Some((digest, *scope));
+            }
+        }
+        self.metrics.cache_event("tags", "miss");
+        None
+    }
+
+    pub async fn put_tag(&self, host: &str, repo: &str, tag: &str, scope: Scope, digest: String) {
+        let key = (host.to_string(), repo.to_string(), tag.to_string(), scope);
+        self.tags.insert(key, digest).await;
+    }
+
+    /// The platforms of a digest, as learned by any of `scopes`.
+    pub async fn platforms(
+        &self,
+        host: &str,
+        repo: &str,
+        digest: &str,
+        scopes: &[Scope],
+    ) -> Option<Arc<ImagePlatforms>> {
+        for scope in scopes {
+            let key = (
+                host.to_string(),
+                repo.to_string(),
+                digest.to_string(),
+                *scope,
+            );
+            if let Some(p) = self.platforms.get(&key).await {
+                self.metrics.cache_event("platforms", "hit");
+                return Some(p);
+            }
+        }
+        self.metrics.cache_event("platforms", "miss");
+        None
+    }
+
+    pub async fn put_platforms(
+        &self,
+        host: &str,
+        repo: &str,
+        digest: &str,
+        scope: Scope,
+        p: Arc<ImagePlatforms>,
+    ) {
+        let key = (
+            host.to_string(),
+            repo.to_string(),
+            digest.to_string(),
+            scope,
+        );
+        self.platforms.insert(key, p).await;
+    }
+
+    /// A recent failure of this exact lookup (same image, same credentials to try).
+    pub async fn failure(&self, image_key: &str, candidates: u64) -> Option<Arc<str>> {
+        let hit = self
+            .failures
+            .get(&(image_key.to_string(), candidates))
+            .await;
+        self.metrics
+            .cache_event("failures", if hit.is_some() { "hit" } else { "miss" });
+        hit
+    }
+
+    pub async fn put_failure(&self, image_key: &str, candidates: u64, message: Arc<str>) {
+        self.failures
+            .insert((image_key.to_string(), candidates), message)
+            .await;
+    }
+}
+
+/// Counts entries pushed out by the size bound (not those that merely expired).
+fn on_evict<K, V>(
+    metrics: RegistryMetrics,
+    name: &'static str,
+) -> impl Fn(Arc<K>, V, RemovalCause) + Send + Sync + 'static {
+    move |_key, _value, cause| {
+        if cause == RemovalCause::Size {
+            metrics.cache_event(name, "eviction");
+        }
+    }
+}
+
+/// Concurrent callers with the same key share one run of the work. The work runs on its own task,
+/// so a caller that gives up (the admission deadline) does not cancel it for the others, and its
+/// result still reaches the cache for the next pod.
+pub struct SingleFlight<K, V> {
+    flights: Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>>,
+}
+
+impl<K, V> Default for SingleFlight<K, V> {
+    fn default() -> Self {
+        SingleFlight {
+            flights: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl<K, V> SingleFlight<K, V>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Runs `work` unless a run for `key` is under way, and returns that run's result. `failed`
+    /// builds the answer if the task dies (a panic), so callers always get one.
+    pub async fn run<F>(&self, key: K, work: F, failed: fn() -> V) -> V
+    where
+        F: Future<Output = V> + Send + 'static,
+    {
+        let flight = {
+            let Ok(mut flights) = self.flights.lock() else {
+                return failed();
+            };
+            match flights.get(&key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let map = Arc::clone(&self.flights);
+                    let k = key.clone();
+                    let handle = tokio::spawn(async move {
+                        let v = work.await;
+                        if let Ok(mut flights) = map.lock() {
+                            flights.remove(&k);
+                        }
+                        v
+                    });
+                    let flight = async move { handle.await.unwrap_or_else(|_| failed()) }
+                        .boxed()
+                        .shared();
+                    flights.insert(key, flight.clone());
+                    flight
+                }
+            }
+        };
+        flight.await
+    }
+
+    /// Flights under way now.
+    pub fn len(&self) -> usize {
+        self.flights.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_run() {
+        let flights: Arc<SingleFlight<String, u32>> = Arc::new(SingleFlight::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let flights = Arc::clone(&flights);
+            let runs = Arc::clone(&runs);
+            tasks.push(tokio::spawn(async move {
+                let work = async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    7
+                };
+                flights.run("k".to_string(), work, || 0).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap_or(0), 7);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(flights.is_empty(), "finished flights leave the map");
+    }
+
+    #[tokio::test]
+    async fn answers_are_only_served_to_their_scope() {
+        let caches = Caches::new(
+            &super::super::config::RegistryConfig::default().cache,
+            RegistryMetrics::unregistered(),
+        );
+        let secret = Scope::Credential([7; 16]);
+        caches
+            .put_tag("h", "r", "1", secret, "sha256:aa".into())
+            .await;
+        assert_eq!(caches.tag("h", "r", "1", &[Scope::Anonymous]).await, None);
+        assert_eq!(
+            caches
+                .tag(
+                    "h",
+                    "r",
+                    "1",
+                    &[Scope::Credential([1; 16]), secret, Scope::Anonymous]
+                )
+                .await,
+            Some(("sha256:aa".into(), secret))
+        );
+    }
+}

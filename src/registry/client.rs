@@ -1,0 +1,503 @@
+//! The HTTP shell: one request to a registry, the 401 challenge answered (Bearer token or Basic),
+//! bodies read with a size cap, every connection vetted by the [`Guard`] (names through the
+//! resolver, literal addresses and redirects before they are followed), and metrics recorded.
+
+use super::auth::{parse_challenge, AuthCache, Challenge, TokenResponse};
+use super::config::{canonical_host, RegistryConfig};
+use super::credentials::{Credential, Scope};
+use super::guard::{Guard, GuardError};
+use super::manifest::MAX_DOCUMENT_BYTES;
+use super::metrics::RegistryMetrics;
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why one request, or its authentication, failed. Never carries a credential.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+    #[error("{host} refused access ({status}){hint}")]
+    Unauthorized {
+        host: String,
+        status: u16,
+        hint: &'static str,
+    },
+    #[error("{host} has no {what} (404): check the image name, tag and digest")]
+    NotFound { host: String, what: String },
+    #[error("{host} answered {status} for {what}")]
+    Status {
+        host: String,
+        status: u16,
+        what: String,
+    },
+    #[error("{host} did not answer within {timeout_ms} ms")]
+    Timeout { host: String, timeout_ms: u128 },
+    #[error("cannot reach {host}: {reason}")]
+    Transport { host: String, reason: String },
+    #[error("{host}: the {what} is larger than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge { host: String, what: String },
+    #[error("token service {realm} for {host} failed: {reason}")]
+    Token {
+        host: String,
+        realm: String,
+        reason: String,
+    },
+}
+
+impl FetchError {
+    /// Worth trying the next credential: the registry said no to this one, or pretends the
+    /// repository does not exist (as some do to hide private repositories).
+    pub fn is_access(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Unauthorized { .. }
+                | FetchError::NotFound { .. }
+                | FetchError::Token { .. }
+        )
+    }
+}
+
+/// Where one registry is reached: the host asked (a mirror, perhaps) and how.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// As configured and named in messages and cache keys: `docker.io`, `mirror.internal:5000`.
+    pub host: String,
+    /// `https://registry-1.docker.io`, `http://127.0.0.1:5000`.
+    base: String,
+    http: reqwest::Client,
+}
+
+/// The registry HTTP client: TLS per configured host, the guard, tokens, metrics.
+pub struct Client {
+    config: RegistryConfig,
+    guard: Arc<Guard>,
+    default_http: reqwest::Client,
+    by_host: HashMap<String, reqwest::Client>,
+    auth: AuthCache,
+    pub metrics: RegistryMetrics,
+}
+
+/// Why the client could not be built (a CA file that rustls refuses).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("registry CA for {host}: {reason}: give a PEM file of CA certificates in ca_file")]
+    Ca { host: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+impl Client {
+    pub fn new(
+        config: RegistryConfig,
+        metrics: RegistryMetrics,
+    ) -> Result<Client, ClientBuildError> {
+        let configured: Vec<String> = config
+            .registries
+            .iter()
+            .flat_map(|(host, c)| std::iter::once(host.clone()).chain(c.mirror.clone()))
+            .collect();
+        let guard = Arc::new(Guard::new(&config.allow, &config.deny, &configured));
+        let default_http = http_client(&config, &guard, None, "default")?;
+        let mut by_host = HashMap::new();
+        for (host, c) in &config.registries {
+            if let Some(pem) = &c.ca_pem {
+                by_host.insert(host.clone(), http_client(&config, &guard, Some(pem), host)?);
+            }
+        }
+        let auth = AuthCache::new(usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX));
+        Ok(Client {
+            config,
+            guard,
+            default_http,
+            by_host,
+            auth,
+            metrics,
+        })
+    }
+
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// Where to ask for images of `registry`: its mirror when one is configured.
+    pub fn endpoint(&self, registry: &str) -> Result<Endpoint, GuardError> {
+        let own = self.config.host(registry);
+        let host = own.mirror.clone().unwrap_or_else(|| registry.to_string());
+        let settings = if own.mirror.is_some() {
+            self.config.host(&host)
+        } else {
+            own
+        };
+        self.guard.check_registry(&host)?;
+        let dial = match canonical_host(&host) {
+            "docker.io" => "registry-1.docker.io".to_string(),
+            other => other.to_string(),
+        };
+        let scheme = if settings.insecure { "http" } else { "https" };
+        let http = self
+            .by_host
+            .get(canonical_host(&host))
+            .unwrap_or(&self.default_http)
+            .clone();
+        Ok(Endpoint {
+            host,
+            base: format!("{scheme}://{dial}"),
+            http,
+        })
+    }
+
+    /// Sends `method /v2/{repo}/{path}`, answering an auth challenge with `credential` (or
+    /// anonymously), and returns the final response whatever its status.
+    pub async fn send(
+        &self,
+        ep: &Endpoint,
+        repo: &str,
+        method: Method,
+        path: &str,
+        credential: Option<&Credential>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let scope = credential.map_or(Scope::Anonymous, Credential::scope);
+        let url = format!("{}/v2/{repo}/{path}", ep.base);
+        let cached = self.auth.get(&ep.host, repo, scope);
+        let resp = self
+            .once(ep, method.clone(), &url, cached.as_deref())
+            .await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge);
+        let basic = challenge == Some(Challenge::Basic);
+        let header = match challenge {
+            Some(Challenge::Basic) => match credential {
+                Some(c) => c.basic_header(),
+                None => return Err(unauthorized(&ep.host, 401, false)),
+            },
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            }) => {
+                let asked = asked.unwrap_or_else(|| format!("repository:{repo}:pull"));
+                let (token, ttl) = self
+                    .token(ep, &realm, service.as_deref(), &asked, credential)
+                    .await?;
+                let header = format!("Bearer {token}");
+                self.auth.put(&ep.host, repo, scope, header.clone(), ttl);
+                header
+            }
+            None => return Err(unauthorized(&ep.host, 401, credential.is_some())),
+        };
+        let resp = self.once(ep, method, &url, Some(&header)).await?;
+        if basic && resp.status().is_success() {
+            let ttl = self.config.cache.token_ttl;
+            self.auth.put(&ep.host, repo, scope, header, ttl);
+        }
+        match resp.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(unauthorized(
+                &ep.host,
+                resp.status().as_u16(),
+                credential.is_some(),
+            )),
+            _ => Ok(resp),
+        }
+    }
+
+    /// Asks the token service named in a Bearer challenge.
+    async fn token(
+        &self,
+        ep: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(String, std::time::Duration), FetchError> {
+        let fail = |reason: String| FetchError::Token {
+            host: ep.host.clone(),
+            realm: realm.to_string(),
+            reason,
+        };
+        let url = reqwest::Url::parse(realm).map_err(|_| fail("the realm is not a URL".into()))?;
+        let realm_host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => return Err(fail("the realm has no host".into())),
+        };
+        self.guard.check_other(&realm_host)?;
+        let mut req = ep.http.get(url).query(&[("scope", scope)]);
+        if let Some(service) = service {
+            req = req.query(&[("service", service)]);
+        }
+        if let Some(c) = credential {
+            req = req.header(AUTHORIZATION, c.basic_header());
+        }
+        let started = Instant::now();
+        let resp = req.send().await;
+        let resp = self.record(ep, started, resp)?;
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(unauthorized(
+                    &ep.host,
+                    resp.status().as_u16(),
+                    credential.is_some(),
+                ))
+            }
+            s => return Err(fail(format!("it answered {}", s.as_u16()))),
+        }
+        let body = self.body(ep, resp, "token response").await?;
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|_| fail("its answer is not a token response".into()))?;
+        parsed
+            .into_token(self.config.cache.token_ttl)
+            .ok_or_else(|| fail("its answer holds no token".into()))
+    }
+
+    async fn once(
+        &self,
+        ep: &Endpoint,
+        method: Method,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut req = ep
+            .http
+            .request(method, url)
+            .header(ACCEPT, super::manifest::ACCEPT);
+        if let Some(a) = authorization {
+            req = req.header(AUTHORIZATION, a);
+        }
+        let started = Instant::now();
+        let resp = req.send().await;
+        self.record(ep, started, resp)
+    }
+
+    /// Records metrics for one answered (or failed) request and turns transport errors into ours.
+    fn record(
+        &self,
+        ep: &Endpoint,
+        started: Instant,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let label = self.metrics.label(canonical_host(&ep.host));
+        self.metrics
+            .latency
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        let (outcome, result) = match resp {
+            Ok(r) => {
+                record_rate_limit(&self.metrics, label, r.headers());
+                let outcome = match r.status().as_u16() {
+                    200..=299 => "ok",
+                    401 | 403 => "unauthorized",
+                    404 => "not_found",
+                    _ => "error",
+                };
+                (outcome, Ok(r))
+            }
+            Err(e) => match guard_refusal(&e) {
+                Some(g) => ("refused", Err(FetchError::Guard(g))),
+                None if e.is_timeout() => (
+                    "timeout",
+                    Err(FetchError::Timeout {
+                        host: ep.host.clone(),
+                        timeout_ms: self.config.timeouts.request.as_millis(),
+                    }),
+                ),
+                None => (
+                    "error",
+                    Err(FetchError::Transport {
+                        host: ep.host.clone(),
+                        reason: transport_reason(&e),
+                    }),
+                ),
+            },
+        };
+        self.metrics
+            .requests
+            .with_label_values(&[label, outcome])
+            .inc();
+        result
+    }
+
+    /// Reads a body, refusing more than [`MAX_DOCUMENT_BYTES`] without buffering it all.
+    pub async fn body(
+        &self,
+        ep: &Endpoint,
+        mut resp: reqwest::Response,
+        what: &str,
+    ) -> Result<Vec<u8>, FetchError> {
+        let too_large = || FetchError::TooLarge {
+            host: ep.host.clone(),
+            what: what.to_string(),
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut out = Vec::new();
+        // Bounded: each chunk adds bytes and we stop past the cap.
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if out.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                        return Err(too_large());
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(out),
+                Err(e) if e.is_timeout() => {
+                    return Err(FetchError::Timeout {
+                        host: ep.host.clone(),
+                        timeout_ms: self.config.timeouts.request.as_millis(),
+                    })
+                }
+                Err(e) => {
+                    return Err(FetchError::Transport {
+                        host: ep.host.clone(),
+                        reason: transport_reason(&e),
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn unauthorized(host: &str, status: u16, with_credentials: bool) -> FetchError {
+    FetchError::Unauthorized {
+        host: host.to_string(),
+        status,
+        hint: if with_credentials {
+            ": the credentials were rejected; check the pull secret's username and password"
+        } else {
+            ": no credentials matched this registry; add an imagePullSecret or --docker-config entry for it"
+        },
+    }
+}
+
+fn record_rate_limit(metrics: &RegistryMetrics, label: &str, headers: &HeaderMap) {
+    // Docker Hub: `ratelimit-remaining: 76;w=21600`.
+    let remaining = headers
+        .get("ratelimit-remaining")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    if let Some(n) = remaining {
+        metrics
+            .rate_limit_remaining
+            .with_label_values(&[label])
+            .set(n);
+    }
+}
+
+fn guard_refusal(e: &reqwest::Error) -> Option<GuardError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    // Bounded by the error chain's length.
+    while let Some(err) = source {
+        if let Some(g) = err.downcast_ref::<GuardError>() {
+            return Some(g.clone());
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// The innermost cause, which says what went wrong (refused, TLS, DNS) without the URL.
+fn transport_reason(e: &reqwest::Error) -> String {
+    let mut last = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        last = err.to_string();
+        source = err.source();
+    }
+    last
+}
+
+fn http_client(
+    config: &RegistryConfig,
+    guard: &Arc<Guard>,
+    extra_ca: Option<&[u8]>,
+    host: &str,
+) -> Result<reqwest::Client, ClientBuildError> {
+    let ca_err = |reason: String| ClientBuildError::Ca {
+        host: host.to_string(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = extra_ca {
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            let cert = cert.map_err(|e| ca_err(e.to_string()))?;
+            roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+        }
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ClientBuildError::Http(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let redirect_guard = Arc::clone(guard);
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 5 {
+            return attempt.error("more than 5 redirects");
+        }
+        let host = match (attempt.url().host_str(), attempt.url().port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => return attempt.error("redirect without a host"),
+        };
+        match redirect_guard.check_other(&host) {
+            Ok(()) => attempt.follow(),
+            Err(e) => attempt.error(e),
+        }
+    });
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .dns_resolver(Arc::new(GuardedResolver(Arc::clone(guard))))
+        .redirect(redirects)
+        // Environment proxies would connect on our behalf, past the guard's address checks.
+        .no_proxy()
+        .connect_timeout(config.timeouts.request)
+        .timeout(config.timeouts.request)
+        .user_agent(concat!("archgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientBuildError::Http(e.to_string()))
+}
+
+/// Resolves names with the system resolver and keeps only addresses the guard allows, so the
+/// connection goes exactly where the check said (no second lookup to race).
+struct GuardedResolver(Arc<Guard>);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = Arc::clone(&self.0);
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let mut allowed = Vec::new();
+            let mut refused = None;
+            for addr in addrs {
+                match guard.check_ip(&host, addr.ip()) {
+                    Ok(()) => allowed.push(addr),
+                    Err(e) => refused = Some(e),
+                }
+            }
+            match (allowed.is_empty(), refused) {
+                (true, Some(e)) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
