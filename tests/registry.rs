@@ -13,8 +13,8 @@ use archgate::platforms::{
 };
 use archgate::registry::RegistrySource;
 use common::registry::{
-    docker_config, Auth, Registry, Silent, TokenIssuer, DOCKER_LIST, DOCKER_SCHEMA2, OCI_INDEX,
-    OCI_MANIFEST,
+    docker_config, Auth, Registry, ServeWithRegistry, Silent, TokenIssuer, DOCKER_LIST,
+    DOCKER_SCHEMA2, OCI_INDEX, OCI_MANIFEST,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -599,4 +599,63 @@ async fn no_credential_reaches_a_log_line_or_a_metric() {
         metrics.contains("archgate_registry_requests_total"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archgate_serve_places_a_pod_by_what_its_registry_says() {
+    let reg = Registry::start(
+        false,
+        Auth::Htpasswd(vec![("ci".into(), "Serve-Secret-Pw".into())]),
+    );
+    reg.push_image("shop/report", "0.9.0", "linux/arm64", OCI_MANIFEST)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_file(dir.path(), "registries.toml", &insecure(&reg));
+    let docker = common::write_file(
+        dir.path(),
+        "config.json",
+        &docker_config(&reg.host, "ci", "Serve-Secret-Pw"),
+    );
+    let platforms = common::write_file(dir.path(), "platforms.toml", "[images]\n");
+    let server = ServeWithRegistry::start(&common::homelab_policy(), &platforms, &config, &docker);
+    let mut review = common::fixture("pod-create-from-job-mutating.json");
+    let image = format!("{}/shop/report:0.9.0", reg.host);
+    review["request"]["object"]["spec"]["containers"][0]["image"] = image.clone().into();
+    let mut client = server.client().await;
+    let answer = client.review_value("/mutate?timeout=10s", &review).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let pod = common::apply_patch(&review["request"]["object"], &answer);
+    let terms = pod
+        .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .cloned()
+        .unwrap_or_default();
+    let want =
+        serde_json::json!({"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]});
+    assert!(
+        terms.as_array().is_some_and(|t| !t.is_empty()
+            && t.iter()
+                .all(|t| t["matchExpressions"].as_array().unwrap().contains(&want))),
+        "the registry says arm64 only: {pod}\n{}",
+        server.output()
+    );
+    let (_, _, body) = client.get("/metrics").await;
+    let metrics = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        common::metric(
+            &metrics,
+            "archgate_registry_requests_total",
+            &[("registry", reg.host.as_str()), ("outcome", "ok")]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{metrics}"
+    );
+    let output = server.output();
+    let secret_b64 = common::registry::basic("ci", "Serve-Secret-Pw");
+    for secret in ["Serve-Secret-Pw", secret_b64.trim_start_matches("Basic ")] {
+        assert!(
+            !output.contains(secret) && !metrics.contains(secret),
+            "a credential leaked"
+        );
+    }
 }

@@ -4,6 +4,7 @@ pub mod certs;
 pub mod check;
 pub mod completions;
 pub mod lint;
+pub mod registry_args;
 pub mod serve;
 pub mod test;
 

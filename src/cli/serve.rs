@@ -1,7 +1,7 @@
 //! `archgate serve`: load the policy and platforms, then run the HTTPS webhook until SIGTERM.
 
 use crate::admission::Admission;
-use crate::platforms::{PlatformSource, StaticPlatforms};
+use crate::platforms::StaticPlatforms;
 use crate::policy::Policy;
 use crate::server::{self, metrics::Metrics, routes, tls};
 use anyhow::Context;
@@ -39,6 +39,8 @@ pub struct ServeArgs {
     /// Log format [default: json, or text with --dev].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub registry: super::registry_args::RegistryArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,13 +93,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?,
         None => StaticPlatforms::default(),
     };
-    if args.platforms.is_none() && !args.dev {
+    if args.platforms.is_none() && !args.dev && !args.registry.enabled() {
         tracing::warn!("no --platforms file: every image is unknown, and the policy's unknown_images setting decides");
     }
     let images = platforms.len();
-    let source: Arc<dyn PlatformSource> = Arc::new(platforms);
-    let admission = Admission::new(Arc::new(policy), source);
     let metrics = Metrics::new().context("cannot register metrics")?;
+    // Pull secrets come from the cluster watch once it lands; until then the node-wide
+    // --docker-config and anonymous access.
+    let source = args
+        .registry
+        .build_source(Some(platforms), None, metrics.registry())?;
+    let admission = Admission::new(Arc::new(policy), source);
 
     let (resolver, _watcher) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
