@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod cli;
+pub mod cluster;
 pub mod image;
 pub mod inventory;
 pub mod platforms;

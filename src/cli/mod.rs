@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod check;
+pub mod cluster_args;
 pub mod completions;
 pub mod lint;
 pub mod registry_args;

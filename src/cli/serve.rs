@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// The example policy and platforms shipped in policies/, served by `--dev`.
@@ -39,6 +39,8 @@ pub struct ServeArgs {
     /// Log format [default: json, or text with --dev].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub cluster: super::cluster_args::ClusterArgs,
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
 }
@@ -85,6 +87,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Policy::load(path)?,
         None => Policy::from_toml(DEV_POLICY, Path::new("policies/homelab.toml (bundled)"))?,
     };
+    // Before the platform source: a registry source takes `cluster.pull_secrets()`.
+    let cluster = args.cluster.start(&policy, args.dev).await?;
     let platforms = match &args.platforms {
         Some(path) => StaticPlatforms::load(path)?,
         None if args.dev => StaticPlatforms::from_toml(
@@ -98,12 +102,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let images = platforms.len();
     let metrics = Metrics::new().context("cannot register metrics")?;
-    // Pull secrets come from the cluster watch once it lands; until then the node-wide
-    // --docker-config and anonymous access.
-    let source = args
-        .registry
-        .build_source(Some(platforms), None, metrics.registry())?;
-    let admission = Admission::new(Arc::new(policy), source);
+    let source =
+        args.registry
+            .build_source(Some(platforms), cluster.pull_secrets(), metrics.registry())?;
+    let admission = Admission {
+        inventory: cluster.inventory(),
+        ..Admission::new(Arc::new(policy), source)
+    };
 
     let (resolver, _watcher) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
@@ -161,7 +166,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         ready: ready.clone(),
     });
-    ready.store(true, Ordering::Release);
+    // Ready now, or after the first node (and pull-secret) list when the cluster is watched.
+    cluster.ready_when_synced(ready.clone());
     tracing::info!(addr = %bound, images, "listening");
     if args.dev {
         print_dev_help(bound);

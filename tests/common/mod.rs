@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: run the real `archgate` binary, talk to it over TLS with
 //! HTTP/2 or HTTP/1.1, and read what it answers.
 #![allow(clippy::unwrap_used, dead_code)]
+
+pub mod apiserver;
 pub mod registry;
 
 use base64::Engine;
