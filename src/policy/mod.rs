@@ -2,8 +2,8 @@
 
 pub mod arch;
 pub mod evaluate;
-pub mod lint;
 pub mod explain;
+pub mod lint;
 pub mod model;
 
 use crate::pod::Toleration;
