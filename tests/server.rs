@@ -471,7 +471,11 @@ async fn bad_requests_are_refused_and_the_server_keeps_serving(proto: Proto) {
     let mut service = fixture("deployment-create.json");
     service["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Service"});
     let (status, _, body) = client
-        .post(MUTATE, "application/json", serde_json::to_vec(&service).unwrap())
+        .post(
+            MUTATE,
+            "application/json",
+            serde_json::to_vec(&service).unwrap(),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let answer: Value = serde_json::from_slice(&body).unwrap();
