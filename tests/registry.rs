@@ -13,8 +13,8 @@ use archgate::platforms::{
 };
 use archgate::registry::RegistrySource;
 use common::registry::{
-    docker_config, Auth, Registry, ServeWithRegistry, Silent, TokenIssuer, DOCKER_LIST,
-    DOCKER_SCHEMA2, OCI_INDEX, OCI_MANIFEST,
+    docker_config, Auth, Registry, Silent, TokenIssuer, DOCKER_LIST, DOCKER_SCHEMA2, OCI_INDEX,
+    OCI_MANIFEST,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -619,11 +619,16 @@ async fn archgate_serve_places_a_pod_by_what_its_registry_says() {
         &docker_config(&reg.host, "ci", "Serve-Secret-Pw"),
     );
     let platforms = common::write_file(dir.path(), "platforms.toml", "[images]\n");
-    let server = ServeWithRegistry::start(&common::homelab_policy(), &platforms, &config, &docker);
+    let server = common::registry::serve_with_registry(
+        &common::homelab_policy(),
+        &platforms,
+        &config,
+        &docker,
+    );
     let mut review = common::fixture("pod-create-from-job-mutating.json");
     let image = format!("{}/shop/report:0.9.0", reg.host);
     review["request"]["object"]["spec"]["containers"][0]["image"] = image.clone().into();
-    let mut client = server.client().await;
+    let mut client = server.client(common::Proto::H2).await;
     let answer = client.review_value("/mutate?timeout=10s", &review).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let pod = common::apply_patch(&review["request"]["object"], &answer);

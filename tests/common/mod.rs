@@ -105,6 +105,10 @@ pub struct ServeOptions {
     pub platforms: Option<PathBuf>,
     /// Serving pair and CA; when absent, `archgate certs` writes a fresh set into the tempdir.
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// More flags for `archgate serve` (registry options, ...).
+    pub extra_args: Vec<std::ffi::OsString>,
+    /// Environment for the process (e.g. `ARCHGATE_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -119,7 +123,7 @@ impl Server {
             ServeOptions {
                 policy: Some(policy.to_path_buf()),
                 platforms: Some(platforms.to_path_buf()),
-                tls: None,
+                ..ServeOptions::default()
             },
             dir,
         )
@@ -148,7 +152,17 @@ impl Server {
             .arg(&cert)
             .arg("--tls-key")
             .arg(&key)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            // Static: a developer's ~/.kube/config must not turn these tests into a cluster watch.
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--inventory",
+                "static",
+            ])
+            .args(&options.extra_args)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

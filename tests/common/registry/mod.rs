@@ -485,91 +485,25 @@ impl Silent {
     }
 }
 
-/// `archgate serve` started with registry options (the shared [`super::Server`] takes no extra
-/// flags), logging JSON; killed on drop.
-pub struct ServeWithRegistry {
-    child: Child,
-    pub addr: SocketAddr,
-    pub ca: PathBuf,
-    pub output: Arc<Mutex<String>>,
-    _dir: TempDir,
-}
-
-impl ServeWithRegistry {
-    /// `archgate serve --policy P --platforms F --registry-config R --docker-config D` on a free
-    /// loopback port with fresh certificates.
-    pub fn start(
-        policy: &std::path::Path,
-        platforms: &std::path::Path,
-        registry_config: &std::path::Path,
-        docker_config: &std::path::Path,
-    ) -> ServeWithRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = dir.path().join("certs");
-        super::write_certs(&certs);
-        let mut child = Command::new(super::bin())
-            .arg("serve")
-            .arg("--policy")
-            .arg(policy)
-            .arg("--platforms")
-            .arg(platforms)
-            .arg("--registry-config")
-            .arg(registry_config)
-            .arg("--docker-config")
-            .arg(docker_config)
-            .arg("--tls-cert")
-            .arg(certs.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(certs.join("tls.key"))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .env("ARCHGATE_LOG", "trace")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
-        drain(child.stdout.take().unwrap(), output.clone());
-        drain(child.stderr.take().unwrap(), output.clone());
-        let deadline = Instant::now() + super::START_TIMEOUT;
-        let addr = loop {
-            let found = output
-                .lock()
-                .unwrap()
-                .lines()
-                .find_map(super::listening_addr);
-            if let Some(addr) = found {
-                break addr;
-            }
-            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-                let _ = child.kill();
-                panic!("archgate serve did not start:\n{}", output.lock().unwrap());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        ServeWithRegistry {
-            child,
-            addr,
-            ca: certs.join("ca.crt"),
-            output,
-            _dir: dir,
-        }
-    }
-
-    pub async fn client(&self) -> super::Client {
-        super::Client::connect(self.addr, &self.ca, "localhost", super::Proto::H2)
-            .await
-            .unwrap()
-    }
-
-    pub fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-}
-
-impl Drop for ServeWithRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `archgate serve --policy P --platforms F --registry-config R --docker-config D`, logging
+/// everything (so tests can check that no credential reaches a log line).
+pub fn serve_with_registry(
+    policy: &std::path::Path,
+    platforms: &std::path::Path,
+    registry_config: &std::path::Path,
+    docker_config: &std::path::Path,
+) -> super::Server {
+    let options = super::ServeOptions {
+        policy: Some(policy.to_path_buf()),
+        platforms: Some(platforms.to_path_buf()),
+        extra_args: vec![
+            "--registry-config".into(),
+            registry_config.into(),
+            "--docker-config".into(),
+            docker_config.into(),
+        ],
+        env: vec![("ARCHGATE_LOG".into(), "trace".into())],
+        ..super::ServeOptions::default()
+    };
+    super::Server::start_with(options, tempfile::tempdir().unwrap())
 }
