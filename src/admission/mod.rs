@@ -166,18 +166,9 @@ impl Admission {
                 None,
             ));
         };
-        let fallback_ns = req.namespace.as_deref().unwrap_or("default");
-        let parsed = serde_json::from_str::<serde_json::Value>(raw.get())
-            .map_err(|e| e.to_string())
-            .and_then(|object| {
-                crate::workload::pod_for(&object, fallback_ns).map_err(|e| e.to_string())
-            });
-        let workload = match parsed {
-            Ok(Some(w)) => w,
-            Ok(None) | Err(_) => {
-                let why = parsed
-                    .err()
-                    .unwrap_or_else(|| "it has no pod template".into());
+        let (pod, namespace) = match read_pod(target, raw.get(), req.namespace.as_deref()) {
+            Ok(found) => found,
+            Err(why) => {
                 let msg = format!(
                     "archgate cannot read {} {}/{}: {why}",
                     req.kind.kind, summary.namespace, summary.name
@@ -189,34 +180,27 @@ impl Admission {
                 ));
             }
         };
-        summary.namespace.clone_from(&workload.namespace);
+        summary.namespace.clone_from(&namespace);
         if summary.name.is_empty() {
-            summary.name = workload
-                .pod
-                .display_name(&workload.namespace)
+            summary.name = pod
+                .display_name(&namespace)
                 .split_once('/')
                 .map(|(_, n)| n.to_string())
                 .unwrap_or_default();
         }
 
         let decision = match target {
-            Target::Pod => {
-                self.decide(&workload.pod, &workload.namespace, stage, deadline)
-                    .await
-            }
+            Target::Pod => self.decide(&pod, &namespace, stage, deadline).await,
             Target::Ephemeral => {
                 let old: Option<Pod> = req
                     .old_object
                     .and_then(|o| serde_json::from_str(o.get()).ok());
-                self.decide_ephemeral(&workload.pod, old.as_ref(), &workload.namespace, deadline)
+                self.decide_ephemeral(&pod, old.as_ref(), &namespace, deadline)
                     .await
             }
-            Target::Workload => {
-                self.decide_template(&workload.pod, &workload.namespace, deadline)
-                    .await
-            }
+            Target::Workload => self.decide_template(&pod, &namespace, deadline).await,
         };
-        let response = respond(&req.uid, &workload.pod, &decision);
+        let response = respond(&req.uid, &pod, &decision);
         summary.decision = decision.label();
         summary.rule.clone_from(&decision.rule);
         summary.architectures = decision.architectures.names().join(",");
@@ -364,6 +348,26 @@ fn template_changed(req: &RequestIn<'_>) -> bool {
             .cloned()
     };
     req.old_object.is_none() || template(req.object) != template(req.old_object)
+}
+
+/// The pod a review is about and its namespace. Pods are decoded straight into the few fields the
+/// decision reads (the admission hot path); workloads go through their template.
+fn read_pod(target: Target, raw: &str, request_ns: Option<&str>) -> Result<(Pod, String), String> {
+    if target == Target::Workload {
+        let object: serde_json::Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        return match crate::workload::pod_for(&object, request_ns.unwrap_or("default")) {
+            Ok(Some(w)) => Ok((w.pod, w.namespace)),
+            Ok(None) => Err("it has no pod template".into()),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    let pod: Pod = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    let namespace = request_ns
+        .or(pod.metadata.namespace.as_deref())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    Ok((pod, namespace))
 }
 
 /// Records a denial in the summary and builds its response.
