@@ -36,7 +36,7 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Dry run: evaluate manifests (or captured AdmissionReviews) as the webhook would.
     #[command(
-        after_help = "Examples:\n  archgate check --policy policies/homelab.toml --platforms policies/homelab-platforms.toml deploy/\n  kubectl get deploy -A -o yaml | archgate check --policy policy.toml --platforms platforms.toml -o json -\n  archgate check --policy policy.toml --nodes nodes.yaml -o diff app.yaml\n\nExit status: 0 all allowed, 1 a denial (or a warning with --fail-on warn), 2 usage or input errors."
+        after_help = "Examples:\n  archgate check --policy policies/homelab.toml --platforms policies/homelab-platforms.toml deploy/\n  kubectl get deploy -A -o yaml | archgate check --policy policy.toml --platforms platforms.toml -o json -\n  archgate check --policy policy.toml --nodes nodes.yaml -o diff app.yaml\n  archgate check --policy policy.toml --platforms platforms.toml --registry-config registries.toml --docker-config ~/.docker/config.json app.yaml\n\nExit status: 0 all allowed, 1 a denial (or a warning with --fail-on warn), 2 usage or input errors."
     )]
     Check(check::CheckArgs),
     /// Check policy files: schema, unknown keys, shadowed or impossible rules.

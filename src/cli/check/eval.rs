@@ -125,8 +125,9 @@ pub struct Evaluator {
 
 impl Evaluator {
     pub fn new(admission: Admission, default_namespace: &str) -> Result<Evaluator, EvalError> {
+        // I/O too: a registry source makes HTTP requests.
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .map_err(EvalError::Runtime)?;
         Ok(Evaluator {

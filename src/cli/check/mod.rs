@@ -8,6 +8,7 @@ pub mod eval;
 pub mod input;
 pub mod output;
 
+use super::registry_args::RegistryArgs;
 use crate::admission::Admission;
 use crate::inventory::{node::nodes_from_value, Inventory};
 use crate::platforms::{PlatformSource, StaticPlatforms};
@@ -47,23 +48,31 @@ pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// Where image platforms come from. Registry options join here (flattened), each source one field.
+/// Where image platforms come from: the static file and the registry options `serve` takes.
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
-    /// Static platforms file (TOML): image reference -> platforms. Without it every image is
-    /// unknown and the policy's `unknown_images` decides.
+    /// Static platforms file (TOML): image reference -> platforms. Without it (and without the
+    /// registry options) every image is unknown and the policy's `unknown_images` decides.
     #[arg(long)]
     pub platforms: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 impl SourceArgs {
-    /// The platform source these options name.
+    /// The platform source these options name, built as `serve` builds it: the static file first,
+    /// then the registry. Offline there is no cluster, so no pull secrets, and the registry's
+    /// metrics go to a registry nobody scrapes.
     pub fn source(&self) -> anyhow::Result<Arc<dyn PlatformSource>> {
-        let platforms = match &self.platforms {
-            Some(path) => StaticPlatforms::load(path)?,
-            None => StaticPlatforms::default(),
-        };
-        Ok(Arc::new(platforms))
+        let platforms = self
+            .platforms
+            .as_deref()
+            .map(StaticPlatforms::load)
+            .transpose()?;
+        let source = self
+            .registry
+            .build_source(platforms, None, &prometheus::Registry::new())?;
+        Ok(source)
     }
 }
 
