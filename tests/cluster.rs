@@ -254,7 +254,12 @@ struct Serve {
 }
 
 impl Serve {
+    /// With the homelab policy.
     fn spawn(platforms: Option<&Path>, args: &[&str]) -> Serve {
+        Serve::spawn_policy(&homelab_policy(), platforms, args)
+    }
+
+    fn spawn_policy(policy: &Path, platforms: Option<&Path>, args: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         common::write_certs(&certs);
@@ -263,7 +268,7 @@ impl Serve {
         let mut child = Command::new(common::bin())
             .arg("serve")
             .arg("--policy")
-            .arg(homelab_policy())
+            .arg(policy)
             .arg("--platforms")
             .arg(platforms.map_or_else(common::homelab_platforms, Path::to_path_buf))
             .arg("--tls-cert")
@@ -346,6 +351,34 @@ impl Serve {
         common::Client::connect(addr, &self.ca, "localhost", Proto::H2)
             .await
             .unwrap()
+    }
+
+    /// Polls /readyz until it answers 200 (the first node list is in), for at most [`WITHIN`].
+    async fn wait_ready(&self, client: &mut common::Client) {
+        let deadline = Instant::now() + WITHIN;
+        while client.get("/readyz").await.0 != 200 {
+            assert!(Instant::now() < deadline, "never ready:\n{}", self.output());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `archgate serve --inventory watch` against `api` with `policy` and `platforms`, listening
+    /// and ready (it has the seed cluster's nodes); with a client.
+    async fn watching(
+        api: &FakeApiServer,
+        policy: &Path,
+        platforms: &Path,
+    ) -> (Serve, common::Client) {
+        let kubeconfig = api.kubeconfig.to_str().unwrap();
+        let serve = Serve::spawn_policy(
+            policy,
+            Some(platforms),
+            &["--inventory", "watch", "--kubeconfig", kubeconfig],
+        );
+        let addr = serve.listening();
+        let mut client = serve.client(addr).await;
+        serve.wait_ready(&mut client).await;
+        (serve, client)
     }
 }
 
@@ -452,15 +485,7 @@ async fn a_riscv64_only_pod_is_denied_until_a_riscv64_node_joins_then_placed_the
     let (status, _, _) = client.get("/readyz").await;
     assert_eq!(status, 503, "ready before the first node list");
     api.hold_lists(false);
-    let deadline = Instant::now() + WITHIN;
-    while client.get("/readyz").await.0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "never ready:\n{}",
-            serve.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    serve.wait_ready(&mut client).await;
 
     let review = pod_review("registry.invalid/riscv-only:1");
     let answer = client.review_value("/mutate?timeout=10s", &review).await;
@@ -492,4 +517,99 @@ async fn a_riscv64_only_pod_is_denied_until_a_riscv64_node_joins_then_placed_the
     );
     let output = serve.output();
     assert!(output.contains("amd64,arm64,riscv64"), "{output}");
+}
+
+fn warnings(answer: &Value) -> Vec<String> {
+    answer["response"]["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonset_pods_are_validated_against_the_watched_node_they_are_bound_to_never_re_placed() {
+    let api = FakeApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let platforms = common::write_file(
+        dir.path(),
+        "platforms.toml",
+        "[images]\n\"registry.example/monitoring/node-exporter:1.5.0\" = [\"linux/amd64\"]\n",
+    );
+    let (serve, mut client) = Serve::watching(&api, &homelab_policy(), &platforms).await;
+
+    // Bound to durnan (an arm64 Pi) by matchFields metadata.name: allowed as it is, with a warning.
+    let answer = client
+        .review(
+            "/mutate?timeout=10s",
+            "pod-create-from-daemonset-durnan-mutating.json",
+        )
+        .await;
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{answer}");
+    assert!(
+        response.get("patch").is_none_or(Value::is_null),
+        "a bound pod is never given affinity: {answer}"
+    );
+    let w = warnings(&answer);
+    assert!(
+        w.iter().any(|w| w.contains("durnan")
+            && w.contains("arm64")
+            && w.contains("exec format error")),
+        "{answer}\n{}",
+        serve.output()
+    );
+
+    // Bound to khelben (amd64): the image runs there; nothing to say.
+    let answer = client
+        .review(
+            "/mutate?timeout=10s",
+            "pod-create-from-daemonset-khelben-mutating.json",
+        )
+        .await;
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{answer}");
+    assert!(response.get("patch").is_none_or(Value::is_null), "{answer}");
+    assert!(warnings(&answer).is_empty(), "{answer}");
+
+    // The DaemonSet itself would run on every arm64 node: warned, naming them.
+    let answer = client
+        .review("/validate?timeout=10s", "daemonset-create.json")
+        .await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let w = warnings(&answer);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("arm64 nodes durnan, elaith") && w.contains("exec format error")),
+        "{answer}"
+    );
+
+    // A policy in validate mode denies the durnan pod at /validate, naming the node.
+    let text = std::fs::read_to_string(homelab_policy()).unwrap();
+    assert!(text.contains("mode = \"mutate\""));
+    let validate = common::write_file(
+        dir.path(),
+        "validate.toml",
+        &text.replacen("mode = \"mutate\"", "mode = \"validate\"", 1),
+    );
+    let (serve, mut client) = Serve::watching(&api, &validate, &platforms).await;
+    let answer = client
+        .review(
+            "/validate?timeout=10s",
+            "pod-create-from-daemonset-durnan.json",
+        )
+        .await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("durnan") && message.contains("arm64"),
+        "{answer}\n{}",
+        serve.output()
+    );
 }
