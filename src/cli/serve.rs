@@ -57,7 +57,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         LogFormat::Json
     });
-    init_logging(format);
+    // Held until the process ends: dropping it flushes the log lines still queued.
+    let _log_flush = init_logging(format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,12 +66,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(args))
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Every review logs a line: a dedicated thread writes them, so a request never waits on the
+    // stdout lock or a slow log collector. Not lossy: a full queue slows requests rather than
+    // dropping a decision from the log.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("archgate-log")
+        .finish(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     // A second call (tests in one process) keeps the first subscriber; nothing to report.
     let _ = match format {
         LogFormat::Json => builder
@@ -80,6 +88,7 @@ fn init_logging(format: LogFormat) {
             .try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
+    guard
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
