@@ -13,7 +13,7 @@ use crate::policy::evaluate::{
 };
 use crate::policy::model::Mode;
 use crate::policy::Policy;
-use review::{RequestIn, ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
+use review::{LenientReviewIn, ObjectIn, RequestIn, ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -104,7 +104,14 @@ impl Admission {
         stage: Stage,
         deadline: Instant,
     ) -> Result<Answer, BadReview> {
-        let review: ReviewIn<'_> = serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+        let review: ReviewIn<'_> = match serde_json::from_slice(body) {
+            Ok(review) => review,
+            // A review whose pod does not decode: read the envelope alone, so the denial can
+            // name the pod and say what is wrong with it.
+            Err(e) => serde_json::from_slice::<LenientReviewIn<'_>>(body)
+                .map_err(|_| BadReview::Malformed(e))?
+                .into(),
+        };
         let api_version = review
             .api_version
             .as_deref()
@@ -112,7 +119,7 @@ impl Admission {
         if !SUPPORTED_VERSIONS.contains(&api_version) {
             return Err(BadReview::Version(api_version.to_string()));
         }
-        let req = review.request.ok_or(BadReview::NoRequest)?;
+        let mut req = review.request.ok_or(BadReview::NoRequest)?;
         let mut summary = Summary {
             uid: req.uid.clone(),
             namespace: req.namespace.clone().unwrap_or_default(),
@@ -158,7 +165,7 @@ impl Admission {
         if !relevant {
             return Ok(finish(ResponseOut::allow(&req.uid), summary, None));
         }
-        let Some(raw) = req.object else {
+        if matches!(req.object, ObjectIn::Absent) {
             let msg = "archgate: the review has no request.object to evaluate".to_string();
             return Ok(finish(
                 denied(&mut summary, &req.uid, 400, msg),
@@ -166,7 +173,8 @@ impl Admission {
                 None,
             ));
         };
-        let (pod, namespace) = match read_pod(target, raw.get(), req.namespace.as_deref()) {
+        let object = std::mem::replace(&mut req.object, ObjectIn::Absent);
+        let (pod, namespace) = match read_pod(target, object, req.namespace.as_deref()) {
             Ok(found) => found,
             Err(why) => {
                 let msg = format!(
@@ -347,12 +355,25 @@ fn template_changed(req: &RequestIn<'_>) -> bool {
             .or_else(|| spec.get("jobTemplate"))
             .cloned()
     };
-    req.old_object.is_none() || template(req.object) != template(req.old_object)
+    let object = match req.object {
+        ObjectIn::Raw(raw) => Some(raw),
+        _ => None,
+    };
+    req.old_object.is_none() || template(object) != template(req.old_object)
 }
 
 /// The pod a review is about and its namespace. Pods are decoded straight into the few fields the
 /// decision reads (the admission hot path); workloads go through their template.
-fn read_pod(target: Target, raw: &str, request_ns: Option<&str>) -> Result<(Pod, String), String> {
+fn read_pod(
+    target: Target,
+    object: ObjectIn<'_>,
+    request_ns: Option<&str>,
+) -> Result<(Pod, String), String> {
+    let raw = match object {
+        ObjectIn::Pod(pod) => return Ok(with_namespace(*pod, request_ns)),
+        ObjectIn::Raw(raw) => raw.get(),
+        ObjectIn::Absent => return Err("the review has no request.object".into()),
+    };
     if target == Target::Workload {
         let object: serde_json::Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
         return match crate::workload::pod_for(&object, request_ns.unwrap_or("default")) {
@@ -362,12 +383,17 @@ fn read_pod(target: Target, raw: &str, request_ns: Option<&str>) -> Result<(Pod,
         };
     }
     let pod: Pod = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    Ok(with_namespace(pod, request_ns))
+}
+
+/// A pod and its namespace: the request's, else the pod's own, else "default".
+fn with_namespace(pod: Pod, request_ns: Option<&str>) -> (Pod, String) {
     let namespace = request_ns
         .or(pod.metadata.namespace.as_deref())
         .filter(|ns| !ns.is_empty())
         .unwrap_or("default")
         .to_string();
-    Ok((pod, namespace))
+    (pod, namespace)
 }
 
 /// Records a denial in the summary and builds its response.

@@ -1,10 +1,12 @@
 //! The admission.k8s.io/v1 AdmissionReview wire format: what the API server sends and what we answer.
 //!
-//! Only the fields the decision needs are decoded; `object` stays raw until we know it is a Pod.
+//! Only the fields the decision needs are decoded, in one pass over the body.
 //! The response is built by hand because kube-rs serialises `patch` as an array of numbers
 //! (kube-rs issue #1781), which the API server rejects: the API wants base64 text.
 
+use crate::pod::Pod;
 use base64::Engine;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -21,9 +23,107 @@ pub struct ReviewIn<'a> {
     pub request: Option<RequestIn<'a>>,
 }
 
+/// One admission request. `object` is decoded in the same pass as the envelope: straight into a
+/// [`Pod`] when `kind` (which the API server writes first) says it is one, kept raw otherwise.
+/// Skipping over a pod's managedFields dominates the admission path, so it is done once.
+#[derive(Debug)]
+pub struct RequestIn<'a> {
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    pub sub_resource: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub operation: String,
+    pub object: ObjectIn<'a>,
+    pub old_object: Option<&'a RawValue>,
+    pub dry_run: Option<bool>,
+}
+
+/// The request's object, as far as it has been decoded.
+#[derive(Debug)]
+pub enum ObjectIn<'a> {
+    Absent,
+    Pod(Box<Pod>),
+    Raw(&'a RawValue),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RequestVisitor(std::marker::PhantomData))
+    }
+}
+
+struct RequestVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
+    type Value = RequestIn<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an admission request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestIn<'a>, A::Error> {
+        let (mut uid, mut kind) = (None, None::<GroupVersionKind>);
+        let mut req = RequestIn {
+            uid: String::new(),
+            kind: GroupVersionKind::default(),
+            sub_resource: None,
+            name: None,
+            namespace: None,
+            operation: String::new(),
+            object: ObjectIn::Absent,
+            old_object: None,
+            dry_run: None,
+        };
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "uid" => uid = Some(map.next_value()?),
+                "kind" => kind = Some(map.next_value()?),
+                "subResource" => req.sub_resource = map.next_value()?,
+                "name" => req.name = map.next_value()?,
+                "namespace" => req.namespace = map.next_value()?,
+                "operation" => {
+                    req.operation = map.next_value::<Option<String>>()?.unwrap_or_default()
+                }
+                "dryRun" => req.dry_run = map.next_value()?,
+                "oldObject" => req.old_object = map.next_value()?,
+                "object" => {
+                    let is_pod = kind
+                        .as_ref()
+                        .is_some_and(|k| k.group.is_empty() && k.kind == "Pod");
+                    req.object = if is_pod {
+                        map.next_value::<Option<Pod>>()?
+                            .map_or(ObjectIn::Absent, |p| ObjectIn::Pod(Box::new(p)))
+                    } else {
+                        map.next_value::<Option<&'a RawValue>>()?
+                            .map_or(ObjectIn::Absent, ObjectIn::Raw)
+                    };
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        req.uid = uid.ok_or_else(|| de::Error::missing_field("uid"))?;
+        req.kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
+        Ok(req)
+    }
+}
+
+/// The envelope with `object` kept raw whatever it is: read only when the one-pass decode failed,
+/// so a pod that does not decode still gets a denial that names it and says why.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RequestIn<'a> {
+pub struct LenientReviewIn<'a> {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    #[serde(borrow)]
+    pub request: Option<LenientRequestIn<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LenientRequestIn<'a> {
     pub uid: String,
     pub kind: GroupVersionKind,
     pub sub_resource: Option<String>,
@@ -37,6 +137,26 @@ pub struct RequestIn<'a> {
     pub old_object: Option<&'a RawValue>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+}
+
+impl<'a> From<LenientReviewIn<'a>> for ReviewIn<'a> {
+    fn from(r: LenientReviewIn<'a>) -> ReviewIn<'a> {
+        ReviewIn {
+            api_version: r.api_version,
+            kind: r.kind,
+            request: r.request.map(|q| RequestIn {
+                uid: q.uid,
+                kind: q.kind,
+                sub_resource: q.sub_resource,
+                name: q.name,
+                namespace: q.namespace,
+                operation: q.operation,
+                object: q.object.map_or(ObjectIn::Absent, ObjectIn::Raw),
+                old_object: q.old_object,
+                dry_run: q.dry_run,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,7 +19,6 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     pub in_flight: IntGauge,
     pub tls_reloads: IntCounterVec,
-    pub image_lookups: IntCounterVec,
 }
 
 impl Metrics {
@@ -56,13 +55,6 @@ impl Metrics {
             ),
             &["result"],
         )?;
-        let image_lookups = IntCounterVec::new(
-            Opts::new(
-                "archgate_image_lookups_total",
-                "Image platform lookups, by result (found, not_found, failed, invalid)",
-            ),
-            &["result"],
-        )?;
         let build = IntGauge::with_opts(
             Opts::new(
                 "archgate_build_info",
@@ -76,7 +68,6 @@ impl Metrics {
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
-        registry.register(Box::new(image_lookups.clone()))?;
         registry.register(Box::new(build))?;
         Ok(Metrics {
             registry,
@@ -85,7 +76,6 @@ impl Metrics {
             rejected,
             in_flight,
             tls_reloads,
-            image_lookups,
         })
     }
 
