@@ -75,7 +75,9 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("archgate-log")
-        .finish(std::io::stdout());
+        // Buffered: the writer thread flushes whenever its queue runs dry, so under load many
+        // lines leave in one write instead of one system call each.
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
