@@ -11,7 +11,7 @@ use crate::pod::{Container, ContainerKind, Pod};
 use crate::policy::evaluate::{
     evaluate, evaluate_ephemeral, Decision, ImageFacts, ImageStatus, Stage, Verdict,
 };
-use crate::policy::model::Mode;
+use crate::policy::model::{Mode, OnOverload};
 use crate::policy::Policy;
 use review::{LenientReviewIn, ObjectIn, RequestIn, ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
 use std::sync::Arc;
@@ -94,6 +94,51 @@ impl Admission {
             &images,
             stage,
         )
+    }
+
+    /// The answer when there is no capacity left before the request's deadline: the policy's
+    /// `on_overload`, without evaluating anything.
+    pub fn overloaded(&self, body: &[u8]) -> Result<Answer, BadReview> {
+        let review: LenientReviewIn<'_> =
+            serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+        let api_version = review
+            .api_version
+            .as_deref()
+            .unwrap_or(SUPPORTED_VERSIONS[0]);
+        let req = review.request.ok_or(BadReview::NoRequest)?;
+        let (response, decision) = match self.policy.on_overload {
+            OnOverload::Allow => (
+                ResponseOut::allow(&req.uid).with_warnings(vec![
+                    "archgate was overloaded and admitted this object without checking where it can run".into(),
+                ]),
+                "warn",
+            ),
+            OnOverload::Deny => (
+                ResponseOut::deny(
+                    &req.uid,
+                    429,
+                    "archgate is overloaded and could not check this object in time; retry shortly".into(),
+                ),
+                "deny",
+            ),
+        };
+        let summary = Summary {
+            uid: req.uid.clone(),
+            namespace: req.namespace.unwrap_or_default(),
+            name: req.name.unwrap_or_default(),
+            kind: req.kind.kind,
+            operation: req.operation,
+            dry_run: req.dry_run.unwrap_or(false),
+            decision,
+            rule: None,
+            architectures: String::new(),
+            message: Some("overloaded".into()),
+        };
+        Ok(Answer {
+            body: response.to_review_json(api_version),
+            summary,
+            decision: None,
+        })
     }
 
     /// Answers one AdmissionReview body at `stage`; lookups still pending at `deadline` count as

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Log format [default: json, or text with --dev].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Reviews evaluated at once; more wait until their deadline, then get the policy's
+    /// `on_overload` answer [default: 256 per CPU].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: Option<u32>,
     #[command(flatten)]
     pub cluster: super::cluster_args::ClusterArgs,
     #[command(flatten)]
@@ -77,7 +81,10 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         .thread_name("archgate-log")
         // Buffered: the writer thread flushes whenever its queue runs dry, so under load many
         // lines leave in one write instead of one system call each.
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -176,6 +183,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admission,
         metrics,
         ready: ready.clone(),
+        capacity: Arc::new(tokio::sync::Semaphore::new(
+            args.max_in_flight
+                .map_or_else(routes::default_capacity, |n| n as usize),
+        )),
     });
     // Ready now, or after the first node (and pull-secret) list when the cluster is watched.
     cluster.ready_when_synced(ready.clone());

@@ -63,7 +63,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &["cluster", "defaults", "rules", "gpu"],
         "cluster" => &["platforms", "compatible_execution"],
-        "defaults" => &["mode", "unknown_images"],
+        "defaults" => &["mode", "unknown_images", "on_overload"],
         "rules" => &[
             "name",
             "namespaces",

@@ -44,6 +44,7 @@ pub struct Policy {
     pub compatible_execution: bool,
     pub default_mode: Mode,
     pub default_unknown_images: UnknownImages,
+    pub on_overload: model::OnOverload,
     pub rules: Vec<Rule>,
     pub gpus: Vec<GpuVendor>,
 }
@@ -216,6 +217,7 @@ impl Policy {
             compatible_execution: spec.cluster.compatible_execution,
             default_mode: spec.defaults.mode,
             default_unknown_images: spec.defaults.unknown_images,
+            on_overload: spec.defaults.on_overload,
             rules,
             gpus,
         })

@@ -43,6 +43,8 @@ pub struct DefaultsSpec {
     pub mode: Mode,
     #[serde(default = "default_unknown")]
     pub unknown_images: UnknownImages,
+    #[serde(default = "default_overload")]
+    pub on_overload: OnOverload,
 }
 
 impl Default for DefaultsSpec {
@@ -50,8 +52,23 @@ impl Default for DefaultsSpec {
         DefaultsSpec {
             mode: default_mode(),
             unknown_images: default_unknown(),
+            on_overload: default_overload(),
         }
     }
+}
+
+fn default_overload() -> OnOverload {
+    OnOverload::Allow
+}
+
+/// The answer when archgate has no capacity left before a request's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnOverload {
+    /// Admit the pod unplaced, with a warning: what `failurePolicy: Ignore` would do, but on time.
+    Allow,
+    /// Reject the pod; the API server's controllers retry it.
+    Deny,
 }
 
 fn default_mode() -> Mode {

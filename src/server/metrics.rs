@@ -18,6 +18,8 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub rejected: IntCounterVec,
     pub in_flight: IntGauge,
+    pub queued: IntGauge,
+    pub overloaded: IntCounterVec,
     pub tls_reloads: IntCounterVec,
 }
 
@@ -48,6 +50,17 @@ impl Metrics {
         )?;
         let in_flight =
             IntGauge::new("archgate_admission_in_flight", "Reviews being answered now")?;
+        let queued = IntGauge::new(
+            "archgate_admission_queued",
+            "Reviews waiting for capacity (--max-in-flight) now",
+        )?;
+        let overloaded = IntCounterVec::new(
+            Opts::new(
+                "archgate_admission_overloaded_total",
+                "Reviews answered per the policy's on_overload because no capacity freed up before their deadline",
+            ),
+            &["endpoint"],
+        )?;
         let tls_reloads = IntCounterVec::new(
             Opts::new(
                 "archgate_tls_reloads_total",
@@ -67,6 +80,8 @@ impl Metrics {
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(queued.clone()))?;
+        registry.register(Box::new(overloaded.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(build))?;
         Ok(Metrics {
@@ -75,6 +90,8 @@ impl Metrics {
             latency,
             rejected,
             in_flight,
+            queued,
+            overloaded,
             tls_reloads,
         })
     }

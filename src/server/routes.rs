@@ -25,6 +25,18 @@ pub struct AppState {
     pub admission: Admission,
     pub metrics: Metrics,
     pub ready: Arc<AtomicBool>,
+    /// Reviews that may be evaluated at once; the rest queue until their deadline.
+    pub capacity: Arc<tokio::sync::Semaphore>,
+}
+
+/// Reviews in flight per CPU before new ones queue. Evaluation costs microseconds, so this only
+/// binds when lookups stall (a slow registry) or the machine is overwhelmed, and it keeps memory
+/// and queueing bounded then.
+pub const IN_FLIGHT_PER_CPU: usize = 256;
+
+/// The default capacity: [`IN_FLIGHT_PER_CPU`] for each CPU this process may use.
+pub fn default_capacity() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * IN_FLIGHT_PER_CPU
 }
 
 pub fn router(state: AppState) -> Router {
@@ -184,9 +196,28 @@ async fn answer(
         .unwrap_or(DEFAULT_TIMEOUT);
     // Answer with a margin: the API server counts network time against the same timeout.
     let deadline = started + timeout.mul_f32(0.8);
-    state.metrics.in_flight.inc();
-    let result = state.admission.review(&body, stage, deadline).await;
-    state.metrics.in_flight.dec();
+    // Queue for capacity only until the deadline; then answer per the policy's `on_overload`
+    // rather than let the API server time out.
+    state.metrics.queued.inc();
+    let permit =
+        tokio::time::timeout_at(deadline.into(), state.capacity.clone().acquire_owned()).await;
+    state.metrics.queued.dec();
+    let result = match permit {
+        Ok(Ok(_permit)) => {
+            state.metrics.in_flight.inc();
+            let result = state.admission.review(&body, stage, deadline).await;
+            state.metrics.in_flight.dec();
+            result
+        }
+        _ => {
+            state
+                .metrics
+                .overloaded
+                .with_label_values(&[endpoint])
+                .inc();
+            state.admission.overloaded(&body)
+        }
+    };
     let answer = result.map_err(|e| {
         state
             .metrics
