@@ -367,45 +367,16 @@ impl Inner {
         digest: &str,
         credential: Option<&Credential>,
     ) -> Result<(Document, Vec<u8>), LookupError> {
-        let name = image.to_string();
-        let fetch_err = |source| LookupError::Fetch {
-            image: name.clone(),
-            source,
-        };
-        let doc_err = |source| LookupError::Document {
-            image: name.clone(),
-            source,
-        };
-        let resp = self
-            .client
-            .send(
-                ep,
-                &image.repository,
-                Method::GET,
-                &format!("manifests/{digest}"),
-                credential,
-            )
-            .await
-            .map_err(fetch_err)?;
-        let resp = check_status(ep, resp, &format!("manifest {digest}")).map_err(fetch_err)?;
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = self
-            .client
-            .body(ep, resp, "manifest")
-            .await
-            .map_err(fetch_err)?;
-        // Schema1 digests cover the payload without its signatures: not checkable from the body.
-        let schema1 = content_type
-            .as_deref()
-            .is_some_and(|c| c.starts_with(manifest::DOCKER_SCHEMA1));
-        if !schema1 {
-            manifest::verify_digest(digest, &body).map_err(doc_err)?;
-        }
-        let doc = manifest::parse(content_type.as_deref(), &body).map_err(doc_err)?;
+        let path = format!("manifests/{digest}");
+        let (content_type, body) = self
+            .get_verified(ep, image, &path, "manifest", digest, credential)
+            .await?;
+        let doc = manifest::parse(content_type.as_deref(), &body).map_err(|source| {
+            LookupError::Document {
+                image: image.to_string(),
+                source,
+            }
+        })?;
         Ok((doc, body))
     }
 
@@ -416,34 +387,59 @@ impl Inner {
         digest: &str,
         credential: Option<&Credential>,
     ) -> Result<crate::image::Platform, LookupError> {
-        let name = image.to_string();
-        let fetch_err = |source| LookupError::Fetch {
-            image: name.clone(),
+        let path = format!("blobs/{digest}");
+        let (_, body) = self
+            .get_verified(ep, image, &path, "image config", digest, credential)
+            .await?;
+        manifest::config_platform(&body).map_err(|source| LookupError::Document {
+            image: image.to_string(),
             source,
-        };
-        let doc_err = |source| LookupError::Document {
-            image: name.clone(),
+        })
+    }
+
+    /// GETs a manifest or blob (`kind`, for messages) by digest and checks the body against the
+    /// digest, returning the content type and the body.
+    async fn get_verified(
+        &self,
+        ep: &Endpoint,
+        image: &ImageRef,
+        path: &str,
+        kind: &str,
+        digest: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(Option<String>, Vec<u8>), LookupError> {
+        let fetch_err = |source| LookupError::Fetch {
+            image: image.to_string(),
             source,
         };
         let resp = self
             .client
-            .send(
-                ep,
-                &image.repository,
-                Method::GET,
-                &format!("blobs/{digest}"),
-                credential,
-            )
+            .send(ep, &image.repository, Method::GET, path, credential)
             .await
             .map_err(fetch_err)?;
-        let resp = check_status(ep, resp, &format!("config blob {digest}")).map_err(fetch_err)?;
-        let body = self
-            .client
-            .body(ep, resp, "image config")
-            .await
-            .map_err(fetch_err)?;
-        manifest::verify_digest(digest, &body).map_err(doc_err)?;
-        manifest::config_platform(&body).map_err(doc_err)
+        let resp = check_status(ep, resp, &format!("{kind} {digest}")).map_err(fetch_err)?;
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let kind = if path.starts_with("blobs/") {
+            "image config"
+        } else {
+            "manifest"
+        };
+        let body = self.client.body(ep, resp, kind).await.map_err(fetch_err)?;
+        // Schema1 digests cover the payload without its signatures: not checkable from the body.
+        let schema1 = content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with(manifest::DOCKER_SCHEMA1));
+        if !schema1 {
+            manifest::verify_digest(digest, &body).map_err(|source| LookupError::Document {
+                image: image.to_string(),
+                source,
+            })?;
+        }
+        Ok((content_type, body))
     }
 }
 
