@@ -118,8 +118,7 @@ pub fn evaluate(
     images: &[ImageFacts<'_>],
     stage: Stage,
 ) -> Decision {
-    let rule = policy.rule_for(namespace, pod.labels());
-    let mode = rule.and_then(|r| r.mode).unwrap_or(policy.default_mode);
+    let (rule, mode) = rule_and_mode(policy, pod, namespace);
     let decision = |verdict, architectures, warnings| Decision {
         verdict,
         mode,
@@ -284,8 +283,7 @@ pub fn evaluate_ephemeral(
     images: &[ImageFacts<'_>],
     stage: Stage,
 ) -> Decision {
-    let rule = policy.rule_for(namespace, pod.labels());
-    let mode = rule.and_then(|r| r.mode).unwrap_or(policy.default_mode);
+    let (rule, mode) = rule_and_mode(policy, pod, namespace);
     let mut decision = Decision {
         verdict: Verdict::Allow,
         mode,
@@ -336,6 +334,15 @@ pub fn evaluate_ephemeral(
         }
     }
     decision
+}
+
+/// The rule that decides for the pod, and the mode it (or the defaults) sets.
+fn rule_and_mode<'p>(policy: &'p Policy, pod: &Pod, namespace: &str) -> (Option<&'p Rule>, Mode) {
+    let rule = policy.rule_for(namespace, pod.labels());
+    (
+        rule,
+        rule.and_then(|r| r.mode).unwrap_or(policy.default_mode),
+    )
 }
 
 fn deny_message(problems: &[String]) -> String {
