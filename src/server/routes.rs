@@ -136,16 +136,12 @@ fn too_large() -> ApiError {
 fn is_length_limit(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
-        if err.is::<http_body_util_limited::LengthLimitError>() {
+        if err.is::<http_body_util::LengthLimitError>() {
             return true;
         }
         source = err.source();
     }
     false
-}
-
-mod http_body_util_limited {
-    pub use http_body_util::LengthLimitError;
 }
 
 #[derive(Deserialize)]
