@@ -107,6 +107,7 @@ fn secret(namespace: &str, name: &str, json: &str) -> PullSecret {
     PullSecret {
         namespace: namespace.into(),
         name: name.into(),
+        service_account: None,
         kind: PullSecretKind::DockerConfigJson,
         data: Arc::from(json.as_bytes()),
     }
@@ -264,7 +265,9 @@ async fn htpasswd_basic_auth_with_node_credentials_and_a_wrong_password() {
     );
     let why = failure(&lookup(&bad.source, &image).await);
     assert!(
-        why.contains("credentials were rejected") && why.contains("team/private:1"),
+        why.contains("credentials were rejected")
+            && why.contains("team/private:1")
+            && why.contains("--docker-config file"),
         "{why}"
     );
     assert!(
@@ -331,6 +334,123 @@ async fn docker_io_images_go_to_the_configured_mirror() {
     let names = platforms(&lookup(&s.source, "nginx:1.23.1").await);
     assert_eq!(names.len(), 8, "{names:?}");
     assert!(names.contains(&"linux/amd64".to_string()));
+}
+
+/// `[registries."UPSTREAM"] mirror = "MIRROR"`, both plain HTTP, with `extra` lines for upstream.
+fn mirrored(upstream: &str, mirror: &str, extra: &str) -> String {
+    format!("[registries.\"{upstream}\"]\ninsecure = true\nmirror = \"{mirror}\"\n{extra}[registries.\"{mirror}\"]\ninsecure = true\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_mirror_falls_back_to_the_registry_itself_unless_mirror_only() {
+    let upstream = Registry::plain();
+    upstream
+        .push_image("team/app", "1", "linux/arm64", OCI_MANIFEST)
+        .await;
+    let image = format!("{}/team/app:1", upstream.host);
+    // Connection refused: nothing listens on the mirror's port.
+    let dead = format!("127.0.0.1:{}", common::registry::free_port());
+    let s = source(&mirrored(&upstream.host, &dead, ""), None, None);
+    assert_eq!(platforms(&lookup(&s.source, &image).await), ["linux/arm64"]);
+    let text = metrics_text(&s.metrics);
+    let requests = |host: &str, outcome: &str| {
+        common::metric(
+            &text,
+            "archgate_registry_requests_total",
+            &[("registry", host), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(requests(&dead, "error") >= 1.0, "{text}");
+    assert!(requests(&upstream.host, "ok") >= 2.0, "{text}");
+    // Both failing: the registry's answer, and what the mirror said first.
+    let why = failure(&lookup(&s.source, &format!("{}/team/none:1", upstream.host)).await);
+    assert!(
+        why.contains("404") && why.contains(&format!("asked after the mirror {dead}")),
+        "{why}"
+    );
+    // A pull-through cache without the image (404) falls back too.
+    let empty = Registry::plain();
+    let s = source(&mirrored(&upstream.host, &empty.host, ""), None, None);
+    assert_eq!(platforms(&lookup(&s.source, &image).await), ["linux/arm64"]);
+    // A mirror that never answers costs one request timeout, inside the lookup timeout.
+    let silent = Silent::start().await;
+    let config = format!(
+        "{}[timeouts]\nlookup = \"3s\"\nrequest = \"300ms\"\n",
+        mirrored(&upstream.host, &silent.addr.to_string(), "")
+    );
+    let s = source(&config, None, None);
+    let started = Instant::now();
+    assert_eq!(platforms(&lookup(&s.source, &image).await), ["linux/arm64"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(silent.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // mirror_only: the registry itself is never asked.
+    upstream.settle().await;
+    let heads = upstream.manifest_requests("HEAD", "team/app");
+    let s = source(
+        &mirrored(&upstream.host, &dead, "mirror_only = true\n"),
+        None,
+        None,
+    );
+    let why = failure(&lookup(&s.source, &image).await);
+    assert!(
+        why.contains(&dead) && why.contains("mirror_only") && why.contains("team/app:1"),
+        "{why}"
+    );
+    upstream.settle().await;
+    assert_eq!(upstream.manifest_requests("HEAD", "team/app"), heads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_name_their_pull_secret_never_their_contents() {
+    let reg = Registry::start(
+        false,
+        Auth::Htpasswd(vec![("alice".into(), "s3cret-pw".into())]),
+    );
+    reg.push_image("team/private", "1", "linux/amd64", DOCKER_SCHEMA2)
+        .await;
+    let image = format!("{}/team/private:1", reg.host);
+    let mut from_account = secret(
+        "apps",
+        "sa-cred",
+        &docker_config(&reg.host, "zed-robot", "Wrong-Account-Pw"),
+    );
+    from_account.service_account = Some("builder".into());
+    let secrets: Arc<dyn PullSecrets> = Arc::new(Secrets(vec![
+        secret(
+            "apps",
+            "regcred",
+            &docker_config(&reg.host, "zed-robot", "Wrong-Secret-Pw"),
+        ),
+        from_account,
+    ]));
+    let s = source(&insecure(&reg), None, Some(secrets));
+    let pod = failure(&lookup_in(&s.source, &image, &pull("apps", &["regcred"])).await);
+    let why = &pod;
+    assert!(
+        why.contains("pull secret apps/regcred") && why.contains("credentials were rejected"),
+        "{why}"
+    );
+    let account = failure(&lookup_in(&s.source, &image, &pull("apps", &["sa-cred"])).await);
+    assert!(
+        account.contains("service account apps/builder's pull secret apps/sa-cred"),
+        "{account}"
+    );
+    for leaked in [
+        "zed-robot",
+        "Wrong-Secret-Pw",
+        "Wrong-Account-Pw",
+        common::registry::basic("zed-robot", "Wrong-Secret-Pw").trim_start_matches("Basic "),
+    ] {
+        assert!(
+            !pod.contains(leaked) && !account.contains(leaked),
+            "{pod}\n{account}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,7 +86,10 @@ impl RegistryArgs {
                         path: path.clone(),
                         source,
                     })?;
-                Keyring::from_config_json(&bytes, &path.display().to_string())?
+                Keyring::from_config_json(
+                    &bytes,
+                    &format!("--docker-config file {}", path.display()),
+                )?
             }
             None => Keyring::default(),
         };

@@ -44,6 +44,7 @@ pub fn pull_secret(secret: &Secret) -> Option<PullSecret> {
     Some(PullSecret {
         namespace: secret.namespace()?,
         name: secret.name_any(),
+        service_account: None,
         kind,
         data: Arc::from(data.0.as_slice()),
     })
@@ -100,23 +101,29 @@ impl PullSecrets for WatchedPullSecrets {
         let from_account = account
             .iter()
             .flat_map(|sa| sa.image_pull_secrets.iter().flatten())
-            .map(|r| r.name.as_str());
-        let mut names: Vec<&str> = Vec::new();
+            .map(|r| (r.name.as_str(), true));
+        let mut names: Vec<(&str, bool)> = Vec::new();
         // Kubelet's order: the pod's own list, then the service account's; a name listed twice
-        // is tried once.
-        for name in pull
+        // is tried once (as the pod's).
+        for (name, via_account) in pull
             .image_pull_secrets
             .iter()
-            .map(String::as_str)
+            .map(|n| (n.as_str(), false))
             .chain(from_account)
         {
-            if !name.is_empty() && !names.contains(&name) {
-                names.push(name);
+            if !name.is_empty() && !names.iter().any(|(n, _)| *n == name) {
+                names.push((name, via_account));
             }
         }
         names
             .into_iter()
-            .filter_map(|name| self.secret(&pull.namespace, name))
+            .filter_map(|(name, via_account)| {
+                let mut secret = self.secret(&pull.namespace, name)?;
+                if via_account {
+                    secret.service_account = Some(account_name.to_string());
+                }
+                Some(secret)
+            })
             .collect()
     }
 }
@@ -263,13 +270,21 @@ mod tests {
         let got: Vec<_> = s
             .secrets_for(&pull)
             .into_iter()
-            .map(|p| (p.name, p.kind))
+            .map(|p| (p.name, p.kind, p.service_account))
             .collect();
         assert_eq!(
             got,
             [
-                ("regcred".to_string(), PullSecretKind::DockerConfigJson),
-                ("legacy".to_string(), PullSecretKind::DockerCfg)
+                (
+                    "regcred".to_string(),
+                    PullSecretKind::DockerConfigJson,
+                    None
+                ),
+                (
+                    "legacy".to_string(),
+                    PullSecretKind::DockerCfg,
+                    Some("builder".to_string())
+                )
             ]
         );
     }

@@ -121,6 +121,9 @@ pub enum PullSecretKind {
 pub struct PullSecret {
     pub namespace: String,
     pub name: String,
+    /// The service account that lists it, when it came from there rather than the pod's own
+    /// `imagePullSecrets` (named in error messages).
+    pub service_account: Option<String>,
     pub kind: PullSecretKind,
     pub data: Arc<[u8]>,
 }

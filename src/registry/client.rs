@@ -6,6 +6,7 @@ use super::auth::{parse_challenge, AuthCache, Challenge, TokenResponse};
 use super::config::{canonical_host, RegistryConfig};
 use super::credentials::{Credential, Scope};
 use super::guard::{Guard, GuardError};
+use super::http::{guard_refusal, http_client, transport_reason};
 use super::manifest::MAX_DOCUMENT_BYTES;
 use super::metrics::RegistryMetrics;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -19,11 +20,13 @@ use std::time::Instant;
 pub enum FetchError {
     #[error(transparent)]
     Guard(#[from] GuardError),
-    #[error("{host} refused access ({status}){hint}")]
+    #[error("{host} refused access ({status}): {}", rejected_hint(.origin.as_deref()))]
     Unauthorized {
         host: String,
         status: u16,
-        hint: &'static str,
+        /// Where the rejected credential came from ("pull secret apps/regcred"); `None` when
+        /// the request was anonymous. Never the username or password.
+        origin: Option<String>,
     },
     #[error("{host} has no {what} (404): check the image name, tag and digest")]
     NotFound { host: String, what: String },
@@ -48,6 +51,20 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// Worth asking the next host when a mirror fails this way: it is down, slow, broken or
+    /// does not hold the image (a pull-through cache that cannot reach its upstream).
+    pub fn is_mirror_failure(&self) -> bool {
+        match self {
+            FetchError::Guard(_)
+            | FetchError::Timeout { .. }
+            | FetchError::Transport { .. }
+            | FetchError::NotFound { .. }
+            | FetchError::Token { .. } => true,
+            FetchError::Status { status, .. } => *status >= 500 || *status == 429,
+            FetchError::Unauthorized { .. } | FetchError::TooLarge { .. } => false,
+        }
+    }
+
     /// Worth trying the next credential: the registry said no to this one, or pretends the
     /// repository does not exist (as some do to hide private repositories).
     pub fn is_access(&self) -> bool {
@@ -65,6 +82,8 @@ impl FetchError {
 pub struct Endpoint {
     /// As configured and named in messages and cache keys: `docker.io`, `mirror.internal:5000`.
     pub host: String,
+    /// A configured mirror, asked before the image's own registry.
+    pub mirror: bool,
     /// `https://registry-1.docker.io`, `http://127.0.0.1:5000`.
     base: String,
     http: reqwest::Client,
@@ -122,28 +141,52 @@ impl Client {
         &self.config
     }
 
-    /// Where to ask for images of `registry`: its mirror when one is configured.
-    pub fn endpoint(&self, registry: &str) -> Result<Endpoint, GuardError> {
+    /// Where to ask for images of `registry`, in order: its mirror when one is configured, then
+    /// (unless `mirror_only`) the registry itself, as containerd falls back. A host the guard
+    /// refuses is left out; when every host is refused, the first refusal is the error.
+    pub fn endpoints(&self, registry: &str) -> Result<Vec<Endpoint>, GuardError> {
         let own = self.config.host(registry);
-        let host = own.mirror.clone().unwrap_or_else(|| registry.to_string());
-        let settings = if own.mirror.is_some() {
-            self.config.host(&host)
-        } else {
-            own
-        };
-        self.guard.check_registry(&host)?;
-        let dial = match canonical_host(&host) {
+        let mut hosts = Vec::with_capacity(2);
+        if let Some(mirror) = &own.mirror {
+            hosts.push((mirror.clone(), true));
+        }
+        if own.mirror.is_none() || !own.mirror_only {
+            hosts.push((registry.to_string(), false));
+        }
+        let mut out = Vec::with_capacity(hosts.len());
+        let mut refused = None;
+        for (host, mirror) in hosts {
+            match self.endpoint(&host, mirror) {
+                Ok(ep) => out.push(ep),
+                Err(e) => {
+                    tracing::debug!(host = %host, error = %e, "registry host refused by the guard");
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        match (out.is_empty(), refused) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// One host, with its own `[registries]` settings (TLS, insecure).
+    fn endpoint(&self, host: &str, mirror: bool) -> Result<Endpoint, GuardError> {
+        let settings = self.config.host(host);
+        self.guard.check_registry(host)?;
+        let dial = match canonical_host(host) {
             "docker.io" => "registry-1.docker.io".to_string(),
             other => other.to_string(),
         };
         let scheme = if settings.insecure { "http" } else { "https" };
         let http = self
             .by_host
-            .get(canonical_host(&host))
+            .get(canonical_host(host))
             .unwrap_or(&self.default_http)
             .clone();
         Ok(Endpoint {
-            host,
+            host: host.to_string(),
+            mirror,
             base: format!("{scheme}://{dial}"),
             http,
         })
@@ -177,7 +220,7 @@ impl Client {
         let header = match challenge {
             Some(Challenge::Basic) => match credential {
                 Some(c) => c.basic_header(),
-                None => return Err(unauthorized(&ep.host, 401, false)),
+                None => return Err(unauthorized(&ep.host, 401, None)),
             },
             Some(Challenge::Bearer {
                 realm,
@@ -192,7 +235,7 @@ impl Client {
                 self.auth.put(&ep.host, repo, scope, header.clone(), ttl);
                 header
             }
-            None => return Err(unauthorized(&ep.host, 401, credential.is_some())),
+            None => return Err(unauthorized(&ep.host, 401, credential)),
         };
         let resp = self.once(ep, method, &url, Some(&header)).await?;
         if basic && resp.status().is_success() {
@@ -200,11 +243,9 @@ impl Client {
             self.auth.put(&ep.host, repo, scope, header, ttl);
         }
         match resp.status() {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(unauthorized(
-                &ep.host,
-                resp.status().as_u16(),
-                credential.is_some(),
-            )),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(unauthorized(&ep.host, resp.status().as_u16(), credential))
+            }
             _ => Ok(resp),
         }
     }
@@ -243,11 +284,7 @@ impl Client {
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(unauthorized(
-                    &ep.host,
-                    resp.status().as_u16(),
-                    credential.is_some(),
-                ))
+                return Err(unauthorized(&ep.host, resp.status().as_u16(), credential))
             }
             s => return Err(fail(format!("it answered {}", s.as_u16()))),
         }
@@ -371,15 +408,22 @@ impl Client {
     }
 }
 
-fn unauthorized(host: &str, status: u16, with_credentials: bool) -> FetchError {
+fn unauthorized(host: &str, status: u16, credential: Option<&Credential>) -> FetchError {
     FetchError::Unauthorized {
         host: host.to_string(),
         status,
-        hint: if with_credentials {
-            ": the credentials were rejected; check the pull secret's username and password"
-        } else {
-            ": no credentials matched this registry; add an imagePullSecret or --docker-config entry for it"
-        },
+        origin: credential.map(|c| c.origin().to_string()),
+    }
+}
+
+/// What to do about a refusal: names where rejected credentials came from, never what they are.
+fn rejected_hint(origin: Option<&str>) -> String {
+    match origin {
+        Some("") => "the credentials were rejected; check their username and password".into(),
+        Some(origin) => format!(
+            "the credentials were rejected (from {origin}); check the username and password there"
+        ),
+        None => "no credentials matched this registry; add an imagePullSecret or --docker-config entry for it".into(),
     }
 }
 
@@ -395,109 +439,5 @@ fn record_rate_limit(metrics: &RegistryMetrics, label: &str, headers: &HeaderMap
             .rate_limit_remaining
             .with_label_values(&[label])
             .set(n);
-    }
-}
-
-fn guard_refusal(e: &reqwest::Error) -> Option<GuardError> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    // Bounded by the error chain's length.
-    while let Some(err) = source {
-        if let Some(g) = err.downcast_ref::<GuardError>() {
-            return Some(g.clone());
-        }
-        source = err.source();
-    }
-    None
-}
-
-/// The innermost cause, which says what went wrong (refused, TLS, DNS) without the URL.
-fn transport_reason(e: &reqwest::Error) -> String {
-    let mut last = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        last = err.to_string();
-        source = err.source();
-    }
-    last
-}
-
-fn http_client(
-    config: &RegistryConfig,
-    guard: &Arc<Guard>,
-    extra_ca: Option<&[u8]>,
-    host: &str,
-) -> Result<reqwest::Client, ClientBuildError> {
-    let ca_err = |reason: String| ClientBuildError::Ca {
-        host: host.to_string(),
-        reason,
-    };
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(pem) = extra_ca {
-        for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert = cert.map_err(|e| ca_err(e.to_string()))?;
-            roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
-        }
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ClientBuildError::Http(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let redirect_guard = Arc::clone(guard);
-    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= 5 {
-            return attempt.error("more than 5 redirects");
-        }
-        let host = match (attempt.url().host_str(), attempt.url().port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => return attempt.error("redirect without a host"),
-        };
-        match redirect_guard.check_other(&host) {
-            Ok(()) => attempt.follow(),
-            Err(e) => attempt.error(e),
-        }
-    });
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .dns_resolver(Arc::new(GuardedResolver(Arc::clone(guard))))
-        .redirect(redirects)
-        // Environment proxies would connect on our behalf, past the guard's address checks.
-        .no_proxy()
-        .connect_timeout(config.timeouts.request)
-        .timeout(config.timeouts.request)
-        .user_agent(concat!("archgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ClientBuildError::Http(e.to_string()))
-}
-
-/// Resolves names with the system resolver and keeps only addresses the guard allows, so the
-/// connection goes exactly where the check said (no second lookup to race).
-struct GuardedResolver(Arc<Guard>);
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let guard = Arc::clone(&self.0);
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let mut allowed = Vec::new();
-            let mut refused = None;
-            for addr in addrs {
-                match guard.check_ip(&host, addr.ip()) {
-                    Ok(()) => allowed.push(addr),
-                    Err(e) => refused = Some(e),
-                }
-            }
-            match (allowed.is_empty(), refused) {
-                (true, Some(e)) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
-                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
-            }
-        })
     }
 }

@@ -88,6 +88,8 @@ struct HostSpec {
     #[serde(default)]
     insecure: bool,
     mirror: Option<String>,
+    #[serde(default)]
+    mirror_only: bool,
 }
 
 /// How long things may take and live.
@@ -124,8 +126,10 @@ pub struct HostConfig {
     pub ca_file: Option<PathBuf>,
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
-    /// Ask this host instead (a pull-through cache).
+    /// Ask this host first (a pull-through cache); the registry itself when it fails.
     pub mirror: Option<String>,
+    /// Never ask the registry itself, only `mirror` (air-gapped clusters).
+    pub mirror_only: bool,
 }
 
 /// The checked registry configuration.
@@ -249,6 +253,9 @@ impl RegistryConfig {
                     return Err(invalid(span, format!("registries.\"{name}\".mirror = {mirror:?}: write host or host:port, e.g. \"mirror.internal:5000\"")));
                 }
             }
+            if spec.mirror_only && spec.mirror.is_none() {
+                return Err(invalid(span, format!("registries.\"{name}\".mirror_only = true needs a mirror: add mirror = \"host[:port]\"")));
+            }
             let ca_pem = match &spec.ca_file {
                 None => None,
                 Some(file) => {
@@ -279,6 +286,7 @@ impl RegistryConfig {
                 ca_file: spec.ca_file.map(|f| base.join(f)),
                 insecure: spec.insecure,
                 mirror: spec.mirror.map(|m| m.to_ascii_lowercase()),
+                mirror_only: spec.mirror_only,
             };
             let key = canonical_host(&name).to_string();
             if config.registries.insert(key.clone(), entry).is_some() {
@@ -393,6 +401,10 @@ mod tests {
         let config = load(&text).unwrap_or_else(|e| panic!("{e}"));
         let host = config.host("registry.internal:5000");
         assert_eq!(host.mirror.as_deref(), Some("mirror.internal:5000"));
+        assert!(
+            !host.mirror_only,
+            "upstream is the fallback unless mirror_only"
+        );
         assert!(host.ca_pem.is_some());
         assert!(!host.insecure);
         assert_eq!(config.timeouts.lookup, Duration::from_secs(3));
@@ -440,5 +452,16 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.contains("cannot read /nonexistent/ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn mirror_only_needs_a_mirror() {
+        let config = load("[registries.\"docker.io\"]\nmirror = \"m:5000\"\nmirror_only = true\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.host("docker.io").mirror_only);
+        let err = load("[registries.\"docker.io\"]\nmirror_only = true\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("mirror_only = true needs a mirror"), "{err}");
     }
 }

@@ -10,17 +10,33 @@
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// A username and password (or token). `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
+/// A username and password (or token), and where it came from. `Debug` never shows the secret.
+/// Two credentials are equal when username and password are, wherever they came from.
+#[derive(Clone)]
 pub struct Credential {
     pub username: String,
     password: String,
+    /// Its source, for messages: "pull secret apps/regcred", "--docker-config file F".
+    origin: Arc<str>,
 }
+
+impl PartialEq for Credential {
+    fn eq(&self, other: &Credential) -> bool {
+        self.username == other.username && self.password == other.password
+    }
+}
+
+impl Eq for Credential {}
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credential({}, <redacted>)", self.username)
+        write!(
+            f,
+            "Credential({}, <redacted>, {})",
+            self.username, self.origin
+        )
     }
 }
 
@@ -29,7 +45,19 @@ impl Credential {
         Credential {
             username: username.into(),
             password: password.into(),
+            origin: Arc::from(""),
         }
+    }
+
+    /// The same credential, named as coming from `origin`.
+    pub fn with_origin(mut self, origin: &str) -> Credential {
+        self.origin = Arc::from(origin);
+        self
+    }
+
+    /// Where this credential came from ("" when not known). Safe for messages and logs.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The value of an `Authorization: Basic` header.
@@ -145,7 +173,7 @@ impl Keyring {
                     None => continue,
                 },
             };
-            out.push((normalise_key(&location), credential));
+            out.push((normalise_key(&location), credential.with_origin(origin)));
         }
         // Reverse lexical order puts "quay.io/coreos" before "quay.io", as kubelet does.
         out.sort_by(|a, b| b.0.cmp(&a.0));
@@ -312,10 +340,17 @@ mod tests {
             r#"{"auths": {"ghcr.io/acme": {"username": "sa", "password": "2"}, "ghcr.io": {"username": "pod", "password": "1"}}}"#,
         );
         let node = ring(r#"{"auths": {"ghcr.io": {"username": "node", "password": "3"}}}"#);
-        assert_eq!(
-            users(&candidates([&pod, &sa, &node], "ghcr.io/acme/api")),
-            ["pod", "sa", "node"]
-        );
+        let found = candidates([&pod, &sa, &node], "ghcr.io/acme/api");
+        assert_eq!(users(&found), ["pod", "sa", "node"]);
+        // A credential in two sources is named after the first.
+        let pod = Keyring::from_config_json(
+            br#"{"auths": {"ghcr.io": {"username": "pod", "password": "1"}}}"#,
+            "pull secret apps/regcred",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let found = candidates([&pod, &sa], "ghcr.io/acme/api");
+        let origins: Vec<&str> = found.iter().map(Credential::origin).collect();
+        assert_eq!(origins, ["pull secret apps/regcred", "test"]);
     }
 
     #[test]
