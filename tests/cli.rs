@@ -240,6 +240,37 @@ fn a_captured_admission_review_is_replayed_and_its_response_printed() {
 }
 
 #[test]
+fn a_replayed_workload_review_gets_the_validating_webhooks_verdict_as_the_api_server_would() {
+    let review = "tests/fixtures/admission-reviews/deployment-create.json";
+    let out = check(&["-o", "json", review]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (_, objects) = json_objects(&out);
+    assert_eq!(objects[0]["kind"], "Deployment");
+    assert_eq!(objects[0]["decision"], "allow", "{}", objects[0]);
+    assert_eq!(objects[0]["architectures"], serde_json::json!(["amd64"]));
+
+    let split = "tests/fixtures/check/replay/split-platforms.toml";
+    let args = [
+        "check",
+        "--policy",
+        POLICY,
+        "--platforms",
+        split,
+        "-o",
+        "review",
+        review,
+    ];
+    let out = archgate(&args);
+    assert_eq!(code(&out), 1, "a denial at /validate: {}", stdout(&out));
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["response"]["allowed"], false, "{response}");
+    let message = response["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("cannot run on any node"), "{message}");
+}
+
+#[test]
 fn yaml_patch_and_diff_show_the_admitted_objects() {
     let out = check(&["-o", "yaml", "tests/fixtures/check/workloads/mixed.yaml"]);
     assert_eq!(code(&out), 0);

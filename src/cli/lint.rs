@@ -143,10 +143,12 @@ pub fn human(files: &[FileFindings], color: bool) -> String {
             out.push('\n');
         }
     }
-    let n = files.len();
-    let s = if n == 1 { "" } else { "s" };
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     out.push_str(&format!(
-        "{n} policy file{s} checked: {errors} errors, {warnings} warnings\n"
+        "{} checked: {}, {}\n",
+        count(files.len(), "policy file"),
+        count(errors, "error"),
+        count(warnings, "warning")
     ));
     out
 }

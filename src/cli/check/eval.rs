@@ -214,17 +214,63 @@ impl Evaluator {
         Ok(())
     }
 
-    /// A captured AdmissionReview, answered by the mutating webhook exactly as it would be online.
+    /// A captured AdmissionReview, answered as the API server would have it answered: the
+    /// mutating webhook first, its patch applied to the object, then the validating webhook on
+    /// the result. The decision is deny if either denies; `-o review` prints the answer of the
+    /// webhook that decided (the mutating one unless the validating one denied).
     async fn replay(&self, report: &mut Report) -> Result<(), EvalError> {
-        let body =
-            serde_json::to_vec(&report.object).map_err(|e| EvalError::Patch(e.to_string()))?;
-        let answer = self
-            .admission
-            .review(&body, Stage::Mutate, Instant::now() + DEADLINE)
-            .await
-            .map_err(EvalError::Review)?;
-        let s = &answer.summary;
+        let review = |value: &Value, stage| {
+            let body = serde_json::to_vec(value).map_err(|e| EvalError::Patch(e.to_string()));
+            async move {
+                self.admission
+                    .review(&body?, stage, Instant::now() + DEADLINE)
+                    .await
+                    .map_err(EvalError::Review)
+            }
+        };
+        let first = review(&report.object, Stage::Mutate).await?;
         let object = report.object.pointer("/request/object").cloned();
+        let response: Value = serde_json::from_slice(&first.body).unwrap_or(Value::Null);
+        let mut after = object.clone();
+        if let Some(b64) = response.pointer("/response/patch").and_then(Value::as_str) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| EvalError::Patch(e.to_string()))?;
+            let ops: Value =
+                serde_json::from_slice(&bytes).map_err(|e| EvalError::Patch(e.to_string()))?;
+            report.patch = ops.as_array().cloned().unwrap_or_default();
+            if let Some(doc) = after.as_mut() {
+                apply(doc, &ops)?;
+            }
+        }
+        let decided = if first.summary.decision == "deny" {
+            first
+        } else {
+            let mut patched = report.object.clone();
+            if let (Some(slot), Some(doc)) = (patched.pointer_mut("/request/object"), &after) {
+                *slot = doc.clone();
+            }
+            let second = review(&patched, Stage::Validate).await?;
+            if second.summary.decision == "deny" {
+                second
+            } else {
+                // Warnings from either webhook reach the user; the mutating answer carries the patch.
+                let mut first = first;
+                if let (Some(a), Some(b)) = (first.decision.as_mut(), &second.decision) {
+                    for w in &b.warnings {
+                        if !a.warnings.contains(w) {
+                            a.warnings.push(w.clone());
+                        }
+                    }
+                }
+                if first.summary.decision == "skip" {
+                    first.summary = second.summary;
+                    first.decision = second.decision;
+                }
+                first
+            }
+        };
+        let s = &decided.summary;
         report.api_version = object
             .as_ref()
             .and_then(|o| o.get("apiVersion"))
@@ -237,30 +283,21 @@ impl Evaluator {
         report.decision = s.decision;
         report.rule.clone_from(&s.rule);
         report.architectures = split_archs(&s.architectures);
-        if let Some(d) = &answer.decision {
+        if let Some(d) = &decided.decision {
             report.mode = Some(d.mode.as_str());
             report.warnings.clone_from(&d.warnings);
-        }
-        report.messages.extend(s.message.clone());
-        let response: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        if let Some(b64) = response.pointer("/response/patch").and_then(Value::as_str) {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| EvalError::Patch(e.to_string()))?;
-            let ops: Value =
-                serde_json::from_slice(&bytes).map_err(|e| EvalError::Patch(e.to_string()))?;
-            report.patch = ops.as_array().cloned().unwrap_or_default();
-            if let Some(before) = &object {
-                let mut after = before.clone();
-                apply(&mut after, &ops)?;
-                report.pod_after = Some(after);
+            if report.decision == "allow" && !d.warnings.is_empty() {
+                report.decision = "warn";
             }
         }
-        report.pod_before.clone_from(&object);
-        if report.pod_after.is_none() {
-            report.pod_after = object;
+        report.messages.extend(s.message.clone());
+        if s.decision == "deny" {
+            report.patch.clear();
+            after.clone_from(&object);
         }
-        report.review = Some(answer.body);
+        report.pod_before.clone_from(&object);
+        report.pod_after = after;
+        report.review = Some(decided.body);
         Ok(())
     }
 }
