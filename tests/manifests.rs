@@ -434,6 +434,8 @@ struct CertificateSpec {
     dns_names: Option<Vec<String>>,
     duration: Option<String>,
     renew_before: Option<String>,
+    // cert-manager spells it `isCA`, which camelCase renaming would make `isCa`.
+    #[serde(rename = "isCA")]
     is_ca: Option<bool>,
     usages: Option<Vec<String>>,
     private_key: Option<CertificatePrivateKey>,
