@@ -1,11 +1,12 @@
 //! `archgate serve`: load the policy and platforms, then run the HTTPS webhook until SIGTERM.
 
 use crate::admission::Admission;
+use crate::logging::{self, LogFormat};
 use crate::platforms::StaticPlatforms;
 use crate::policy::Policy;
 use crate::server::{self, metrics::Metrics, routes, tls};
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -49,55 +50,19 @@ pub struct ServeArgs {
     pub registry: super::registry_args::RegistryArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let format = args.log_format.unwrap_or(if args.dev {
         LogFormat::Text
     } else {
         LogFormat::Json
     });
-    // Held until the process ends: dropping it flushes the log lines still queued.
-    let _log_flush = init_logging(format);
+    // Held until the process ends: dropping it writes the log lines still buffered.
+    let _log_flush = logging::init(format).context("cannot start the log writer thread")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(args))
-}
-
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Every review logs a line: a dedicated thread writes them, so a request never waits on the
-    // stdout lock or a slow log collector. Not lossy: a full queue slows requests rather than
-    // dropping a decision from the log.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("archgate-log")
-        // Buffered: the writer thread flushes whenever its queue runs dry, so under load many
-        // lines leave in one write instead of one system call each.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    // A second call (tests in one process) keeps the first subscriber; nothing to report.
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
-    guard
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
