@@ -1,10 +1,16 @@
 //! The in-process admission path, bytes in -> bytes out, with the static platforms source:
 //! a one-container pod from a real API server capture, and a generated 20-container pod with
 //! init containers and GPU limits. Run: `cargo bench --bench admission`.
+//!
+//! `mutate/*` is the whole path; `stages/*` takes it apart for the ReplicaSet pod and the
+//! 20-container pod: decoding the review, the decision alone (warm lookups and the evaluator),
+//! building the JSON Patch alone, and encoding the response (patch, base64, envelope).
 
-use archgate::admission::Admission;
+use archgate::admission::review::{self, ObjectIn};
+use archgate::admission::{patch, respond, Admission};
 use archgate::platforms::StaticPlatforms;
-use archgate::policy::{Policy, Stage};
+use archgate::pod::Pod;
+use archgate::policy::{Policy, Stage, Verdict};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -88,6 +94,39 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let mut group = c.benchmark_group("stages");
+    for (name, body) in [&cases[1], &cases[3]] {
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let pod = decoded_pod(body);
+        let namespace = "shop";
+        let decision = rt.block_on(admission.decide(&pod, namespace, Stage::Mutate, deadline));
+        let Verdict::Patch(mutation) = &decision.verdict else {
+            panic!("{name}: expected a patch, got {:?}", decision.verdict);
+        };
+        group.bench_function(format!("{name}/decode"), |b| {
+            b.iter(|| review::decode(body).map(|r| r.request.is_some()))
+        });
+        group.bench_function(format!("{name}/decide"), |b| {
+            b.iter(|| rt.block_on(admission.decide(&pod, namespace, Stage::Mutate, deadline)))
+        });
+        group.bench_function(format!("{name}/patch"), |b| {
+            b.iter(|| patch::build(&pod, mutation))
+        });
+        group.bench_function(format!("{name}/encode"), |b| {
+            b.iter(|| respond("uid", &pod, &decision).to_review_json("admission.k8s.io/v1"))
+        });
+    }
+    group.finish();
+}
+
+/// The pod of a review body, as the admission path decodes it.
+fn decoded_pod(body: &[u8]) -> Pod {
+    let review = review::decode(body).unwrap_or_else(|e| panic!("{e}"));
+    match review.request.map(|r| r.object) {
+        Some(ObjectIn::Pod(pod)) => *pod,
+        other => panic!("not a pod review: {other:?}"),
+    }
 }
 
 criterion_group!(benches, bench);

@@ -347,6 +347,19 @@ impl Serve {
         self.output.lock().unwrap().clone()
     }
 
+    /// The output once it contains `needle` (log lines are written in batches every 20 ms), or
+    /// as it is after [`WITHIN`].
+    fn output_containing(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WITHIN;
+        loop {
+            let output = self.output();
+            if output.contains(needle) || Instant::now() > deadline {
+                return output;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     async fn client(&self, addr: SocketAddr) -> common::Client {
         common::Client::connect(addr, &self.ca, "localhost", Proto::H2)
             .await
@@ -515,7 +528,7 @@ async fn a_riscv64_only_pod_is_denied_until_a_riscv64_node_joins_then_placed_the
         json!([{"key": "kubernetes.io/arch", "operator": "In", "values": ["riscv64"]}]),
         "{pod}"
     );
-    let output = serve.output();
+    let output = serve.output_containing("amd64,arm64,riscv64");
     assert!(output.contains("amd64,arm64,riscv64"), "{output}");
 }
 

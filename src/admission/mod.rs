@@ -6,6 +6,7 @@ pub mod review;
 
 use crate::image::ImageRef;
 use crate::inventory::Inventory;
+use crate::json::RawJson;
 use crate::platforms::{Lookup, LookupRequest, PlatformSource};
 use crate::pod::{Container, ContainerKind, Pod};
 use crate::policy::evaluate::{
@@ -13,7 +14,7 @@ use crate::policy::evaluate::{
 };
 use crate::policy::model::{Mode, OnOverload};
 use crate::policy::Policy;
-use review::{LenientReviewIn, ObjectIn, RequestIn, ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
+use review::{LenientReviewIn, ObjectIn, RequestIn, ResponseOut, SUPPORTED_VERSIONS};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +22,7 @@ use std::time::Instant;
 #[derive(Debug, thiserror::Error)]
 pub enum BadReview {
     #[error("request body is not an AdmissionReview: {0}")]
-    Malformed(#[source] serde_json::Error),
+    Malformed(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("AdmissionReview has no `request`: send the review the API server built, with request.uid and request.object")]
     NoRequest,
     #[error("AdmissionReview apiVersion {0:?} is not supported: configure the webhook with admissionReviewVersions [v1]")]
@@ -100,7 +101,7 @@ impl Admission {
     /// `on_overload`, without evaluating anything.
     pub fn overloaded(&self, body: &[u8]) -> Result<Answer, BadReview> {
         let review: LenientReviewIn<'_> =
-            serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+            serde_json::from_slice(body).map_err(|e| BadReview::Malformed(Box::new(e)))?;
         let api_version = review
             .api_version
             .as_deref()
@@ -149,19 +150,7 @@ impl Admission {
         stage: Stage,
         deadline: Instant,
     ) -> Result<Answer, BadReview> {
-        // Validating UTF-8 once up front lets serde_json skip it for every string it reads.
-        let decoded = match std::str::from_utf8(body) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(body),
-        };
-        let review: ReviewIn<'_> = match decoded {
-            Ok(review) => review,
-            // A review whose pod does not decode: read the envelope alone, so the denial can
-            // name the pod and say what is wrong with it.
-            Err(e) => serde_json::from_slice::<LenientReviewIn<'_>>(body)
-                .map_err(|_| BadReview::Malformed(e))?
-                .into(),
-        };
+        let review = review::decode(body)?;
         let api_version = review
             .api_version
             .as_deref()
@@ -398,7 +387,7 @@ impl Target {
 
 /// Whether an UPDATE changed the pod template (a scale or status change did not).
 fn template_changed(req: &RequestIn<'_>) -> bool {
-    let template = |raw: Option<&serde_json::value::RawValue>| {
+    let template = |raw: Option<RawJson<'_>>| {
         let v: serde_json::Value = raw.and_then(|r| serde_json::from_str(r.get()).ok())?;
         let spec = v.get("spec")?;
         spec.get("template")

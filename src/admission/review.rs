@@ -4,15 +4,31 @@
 //! The response is built by hand because kube-rs serialises `patch` as an array of numbers
 //! (kube-rs issue #1781), which the API server rejects: the API wants base64 text.
 
+use super::BadReview;
+use crate::json::{self, RawJson};
 use crate::pod::Pod;
 use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The API versions of AdmissionReview whose request and response shapes we speak.
 pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
+
+/// Decodes a review body in one pass. A review whose pod does not decode is read again as the
+/// envelope alone, so the denial can name the pod and say what is wrong with it.
+pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
+    // The API server only sends UTF-8 (Go's encoder replaces anything else).
+    let text = std::str::from_utf8(body).map_err(|e| BadReview::Malformed(Box::new(e)))?;
+    match json::from_str(text) {
+        Ok(review) => Ok(review),
+        Err(e) => Ok(serde_json::from_str::<LenientReviewIn<'_>>(text)
+            .map_err(|_| BadReview::Malformed(Box::new(e)))?
+            .into()),
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,9 +39,10 @@ pub struct ReviewIn<'a> {
     pub request: Option<RequestIn<'a>>,
 }
 
-/// One admission request. `object` is decoded in the same pass as the envelope: straight into a
-/// [`Pod`] when `kind` (which the API server writes first) says it is one, kept raw otherwise.
-/// Skipping over a pod's managedFields dominates the admission path, so it is done once.
+/// One admission request, decoded by [`json::from_str`]. `object` is decoded in the same pass as
+/// the envelope: straight into a [`Pod`] when `kind` (which the API server writes first) says it
+/// is one, kept raw otherwise. Skipping over a pod's managedFields dominates the admission path,
+/// so it is done once.
 #[derive(Debug)]
 pub struct RequestIn<'a> {
     pub uid: String,
@@ -35,7 +52,7 @@ pub struct RequestIn<'a> {
     pub namespace: Option<String>,
     pub operation: String,
     pub object: ObjectIn<'a>,
-    pub old_object: Option<&'a RawValue>,
+    pub old_object: Option<RawJson<'a>>,
     pub dry_run: Option<bool>,
 }
 
@@ -44,7 +61,7 @@ pub struct RequestIn<'a> {
 pub enum ObjectIn<'a> {
     Absent,
     Pod(Box<Pod>),
-    Raw(&'a RawValue),
+    Raw(RawJson<'a>),
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
@@ -75,8 +92,8 @@ impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
             old_object: None,
             dry_run: None,
         };
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
+        while let Some(Key(key)) = map.next_key()? {
+            match &*key {
                 "uid" => uid = Some(map.next_value()?),
                 "kind" => kind = Some(map.next_value()?),
                 "subResource" => req.sub_resource = map.next_value()?,
@@ -95,7 +112,7 @@ impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
                         map.next_value::<Option<Pod>>()?
                             .map_or(ObjectIn::Absent, |p| ObjectIn::Pod(Box::new(p)))
                     } else {
-                        map.next_value::<Option<&'a RawValue>>()?
+                        map.next_value::<Option<RawJson<'a>>>()?
                             .map_or(ObjectIn::Absent, ObjectIn::Raw)
                     };
                 }
@@ -107,6 +124,28 @@ impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
         req.uid = uid.ok_or_else(|| de::Error::missing_field("uid"))?;
         req.kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
         Ok(req)
+    }
+}
+
+/// A member name, borrowed from the body unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -151,8 +190,10 @@ impl<'a> From<LenientReviewIn<'a>> for ReviewIn<'a> {
                 name: q.name,
                 namespace: q.namespace,
                 operation: q.operation,
-                object: q.object.map_or(ObjectIn::Absent, ObjectIn::Raw),
-                old_object: q.old_object,
+                object: q
+                    .object
+                    .map_or(ObjectIn::Absent, |raw| ObjectIn::Raw(RawJson(raw.get()))),
+                old_object: q.old_object.map(|raw| RawJson(raw.get())),
                 dry_run: q.dry_run,
             }),
         }

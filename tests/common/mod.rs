@@ -220,6 +220,19 @@ impl Server {
         )
     }
 
+    /// The output once it contains `needle` (log lines are written in batches every 20 ms), or
+    /// as it is after 5 s.
+    pub fn output_containing(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let output = self.output();
+            if output.contains(needle) || Instant::now() > deadline {
+                return output;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends SIGTERM with the `kill` command.
     pub fn terminate(&self) {
         let status = Command::new("kill")
