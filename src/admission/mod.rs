@@ -14,6 +14,7 @@ use crate::policy::evaluate::{
 };
 use crate::policy::model::{Mode, OnOverload};
 use crate::policy::Policy;
+use futures_util::FutureExt;
 use review::{LenientReviewIn, ObjectIn, RequestIn, ResponseOut, SUPPORTED_VERSIONS};
 use std::sync::Arc;
 use std::time::Instant;
@@ -331,25 +332,45 @@ impl Admission {
             .collect();
         let deadline = tokio::time::Instant::from_std(deadline);
         let pull = pod.pull_context(namespace);
-        let pull = &pull;
-        let lookups = refs.iter().zip(&containers).map(|(r, (_, c))| async move {
+        // Most lookups answer at once (the static file, a warm cache): take those answers
+        // directly, and wait, bounded by the deadline, only for the rest.
+        let mut statuses = Vec::with_capacity(refs.len());
+        let mut pending = Vec::new();
+        for (i, (r, (_, c))) in refs.iter().zip(&containers).enumerate() {
             let image = match r {
                 Ok(image) => image,
-                Err(e) => return ImageStatus::Invalid(e.clone()),
+                Err(e) => {
+                    statuses.push(ImageStatus::Invalid(e.clone()));
+                    continue;
+                }
             };
-            let request = LookupRequest {
+            let mut lookup = self.source.lookup(LookupRequest {
                 image,
                 pull_always: c.pulls_always(),
-                pull,
-            };
-            match tokio::time::timeout_at(deadline, self.source.lookup(request)).await {
-                Ok(found) => ImageStatus::Resolved(found),
-                Err(_) => ImageStatus::Resolved(Lookup::Failed(
-                    "timed out before the admission deadline".into(),
-                )),
+                pull: &pull,
+            });
+            match (&mut lookup).now_or_never() {
+                Some(found) => statuses.push(ImageStatus::Resolved(found)),
+                None => {
+                    statuses.push(ImageStatus::Resolved(Lookup::NotFound));
+                    pending.push((i, lookup));
+                }
             }
-        });
-        let statuses = futures_util::future::join_all(lookups).await;
+        }
+        let waited =
+            futures_util::future::join_all(pending.into_iter().map(|(i, lookup)| async move {
+                match tokio::time::timeout_at(deadline, lookup).await {
+                    Ok(found) => (i, found),
+                    Err(_) => (
+                        i,
+                        Lookup::Failed("timed out before the admission deadline".into()),
+                    ),
+                }
+            }))
+            .await;
+        for (i, found) in waited {
+            statuses[i] = ImageStatus::Resolved(found);
+        }
         containers
             .into_iter()
             .zip(statuses)

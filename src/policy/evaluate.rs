@@ -358,12 +358,15 @@ fn image_archs(
 ) -> ArchSet {
     let mut supported = ArchSet::ALL;
     for img in images {
-        let what = format!(
-            "image {} ({} \"{}\")",
-            img.image,
-            img.kind.as_str(),
-            img.container
-        );
+        // Only messages name the image: most images resolve and need none.
+        let what = || {
+            format!(
+                "image {} ({} \"{}\")",
+                img.image,
+                img.kind.as_str(),
+                img.container
+            )
+        };
         match &img.status {
             ImageStatus::Resolved(Lookup::Found(p)) => {
                 supported = supported.intersect(p.archs(compat))
@@ -371,14 +374,16 @@ fn image_archs(
             ImageStatus::Resolved(Lookup::NotFound) => match unknown {
                 UnknownImages::Allow => {}
                 UnknownImages::Warn => found.notes.push(format!(
-                    "platforms of {what} are unknown; it is placed by its other images"
+                    "platforms of {} are unknown; it is placed by its other images",
+                    what()
                 )),
                 UnknownImages::Deny => found.problems.push(format!(
-                    "platforms of {what} are unknown; add it to the platforms source"
+                    "platforms of {} are unknown; add it to the platforms source",
+                    what()
                 )),
             },
             ImageStatus::Resolved(Lookup::Failed(why)) => {
-                let msg = format!("platforms of {what} could not be looked up: {why}");
+                let msg = format!("platforms of {} could not be looked up: {why}", what());
                 match unknown {
                     UnknownImages::Deny => found.problems.push(msg),
                     _ => found.notes.push(msg),

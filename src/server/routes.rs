@@ -40,6 +40,8 @@ pub fn default_capacity() -> usize {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Shared behind one Arc: extracting the state then costs one reference count per request.
+    let state = Arc::new(state);
     Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
@@ -152,7 +154,7 @@ pub struct ReviewParams {
 type MaybeBody = Result<ReviewBody, ApiError>;
 
 async fn mutate(
-    state: State<AppState>,
+    state: State<Arc<AppState>>,
     params: Query<ReviewParams>,
     body: MaybeBody,
 ) -> Result<Response, ApiError> {
@@ -160,7 +162,7 @@ async fn mutate(
 }
 
 async fn validate(
-    state: State<AppState>,
+    state: State<Arc<AppState>>,
     params: Query<ReviewParams>,
     body: MaybeBody,
 ) -> Result<Response, ApiError> {
@@ -168,7 +170,7 @@ async fn validate(
 }
 
 async fn answer(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(params): Query<ReviewParams>,
     body: MaybeBody,
     stage: Stage,
@@ -181,10 +183,7 @@ async fn answer(
             .inc();
     })?;
     let started = Instant::now();
-    let endpoint = match stage {
-        Stage::Mutate => "mutate",
-        Stage::Validate => "validate",
-    };
+    let endpoint = super::metrics::endpoint(stage);
     let timeout = params
         .timeout
         .as_deref()
@@ -225,35 +224,27 @@ async fn answer(
     })?;
     let s = &answer.summary;
     let elapsed = started.elapsed();
-    state
-        .metrics
-        .reviews
-        .with_label_values(&[endpoint, s.decision])
-        .inc();
-    state
-        .metrics
-        .latency
-        .with_label_values(&[endpoint])
-        .observe(elapsed.as_secs_f64());
+    state.metrics.reviewed(stage, s.decision, elapsed);
+    // Plain &str fields: recorded as strings, not formatted through Display.
     tracing::info!(
         endpoint,
-        uid = %s.uid,
-        namespace = %s.namespace,
-        pod = %s.name,
-        kind = %s.kind,
-        operation = %s.operation,
+        uid = s.uid.as_str(),
+        namespace = s.namespace.as_str(),
+        pod = s.name.as_str(),
+        kind = s.kind.as_str(),
+        operation = s.operation.as_str(),
         dry_run = s.dry_run,
         decision = s.decision,
         rule = s.rule.as_deref().unwrap_or(""),
-        architectures = %s.architectures,
-        message = s.message.as_deref().unwrap_or(""),
+        architectures = s.architectures.as_str(),
+        reason = s.message.as_deref().unwrap_or(""),
         elapsed_us = elapsed.as_micros() as u64,
         "admission review"
     );
     Ok(([(header::CONTENT_TYPE, "application/json")], answer.body).into_response())
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -261,7 +252,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
