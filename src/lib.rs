@@ -10,7 +10,6 @@ pub mod cli;
 pub mod cluster;
 pub mod image;
 pub mod inventory;
-pub mod json;
 pub mod logging;
 pub mod platforms;
 pub mod pod;

@@ -6,7 +6,6 @@ pub mod review;
 
 use crate::image::ImageRef;
 use crate::inventory::Inventory;
-use crate::json::RawJson;
 use crate::platforms::{Lookup, LookupRequest, PlatformSource};
 use crate::pod::{Container, ContainerKind, Pod};
 use crate::policy::evaluate::{
@@ -23,7 +22,7 @@ use std::time::Instant;
 #[derive(Debug, thiserror::Error)]
 pub enum BadReview {
     #[error("request body is not an AdmissionReview: {0}")]
-    Malformed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Malformed(#[source] serde_json::Error),
     #[error("AdmissionReview has no `request`: send the review the API server built, with request.uid and request.object")]
     NoRequest,
     #[error("AdmissionReview apiVersion {0:?} is not supported: configure the webhook with admissionReviewVersions [v1]")]
@@ -102,7 +101,7 @@ impl Admission {
     /// `on_overload`, without evaluating anything.
     pub fn overloaded(&self, body: &[u8]) -> Result<Answer, BadReview> {
         let review: LenientReviewIn<'_> =
-            serde_json::from_slice(body).map_err(|e| BadReview::Malformed(Box::new(e)))?;
+            serde_json::from_slice(body).map_err(BadReview::Malformed)?;
         let api_version = review
             .api_version
             .as_deref()
@@ -408,7 +407,7 @@ impl Target {
 
 /// Whether an UPDATE changed the pod template (a scale or status change did not).
 fn template_changed(req: &RequestIn<'_>) -> bool {
-    let template = |raw: Option<RawJson<'_>>| {
+    let template = |raw: Option<&serde_json::value::RawValue>| {
         let v: serde_json::Value = raw.and_then(|r| serde_json::from_str(r.get()).ok())?;
         let spec = v.get("spec")?;
         spec.get("template")

@@ -5,7 +5,6 @@
 //! (kube-rs issue #1781), which the API server rejects: the API wants base64 text.
 
 use super::BadReview;
-use crate::json::{self, RawJson};
 use crate::pod::Pod;
 use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -20,12 +19,15 @@ pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s
 /// Decodes a review body in one pass. A review whose pod does not decode is read again as the
 /// envelope alone, so the denial can name the pod and say what is wrong with it.
 pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
-    // The API server only sends UTF-8 (Go's encoder replaces anything else).
-    let text = std::str::from_utf8(body).map_err(|e| BadReview::Malformed(Box::new(e)))?;
-    match json::from_str(text) {
+    // Validating UTF-8 once up front lets serde_json skip it for every string it reads.
+    let decoded = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    match decoded {
         Ok(review) => Ok(review),
-        Err(e) => Ok(serde_json::from_str::<LenientReviewIn<'_>>(text)
-            .map_err(|_| BadReview::Malformed(Box::new(e)))?
+        Err(e) => Ok(serde_json::from_slice::<LenientReviewIn<'_>>(body)
+            .map_err(|_| BadReview::Malformed(e))?
             .into()),
     }
 }
@@ -39,10 +41,9 @@ pub struct ReviewIn<'a> {
     pub request: Option<RequestIn<'a>>,
 }
 
-/// One admission request, decoded by [`json::from_str`]. `object` is decoded in the same pass as
-/// the envelope: straight into a [`Pod`] when `kind` (which the API server writes first) says it
-/// is one, kept raw otherwise. Skipping over a pod's managedFields dominates the admission path,
-/// so it is done once.
+/// One admission request. `object` is decoded in the same pass as the envelope: straight into a
+/// [`Pod`] when `kind` (which the API server writes first) says it is one, kept raw otherwise.
+/// Skipping over a pod's managedFields dominates the admission path, so it is done once.
 #[derive(Debug)]
 pub struct RequestIn<'a> {
     pub uid: String,
@@ -52,7 +53,7 @@ pub struct RequestIn<'a> {
     pub namespace: Option<String>,
     pub operation: String,
     pub object: ObjectIn<'a>,
-    pub old_object: Option<RawJson<'a>>,
+    pub old_object: Option<&'a RawValue>,
     pub dry_run: Option<bool>,
 }
 
@@ -61,7 +62,7 @@ pub struct RequestIn<'a> {
 pub enum ObjectIn<'a> {
     Absent,
     Pod(Box<Pod>),
-    Raw(RawJson<'a>),
+    Raw(&'a RawValue),
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
@@ -112,7 +113,7 @@ impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
                         map.next_value::<Option<Pod>>()?
                             .map_or(ObjectIn::Absent, |p| ObjectIn::Pod(Box::new(p)))
                     } else {
-                        map.next_value::<Option<RawJson<'a>>>()?
+                        map.next_value::<Option<&'a RawValue>>()?
                             .map_or(ObjectIn::Absent, ObjectIn::Raw)
                     };
                 }
@@ -190,10 +191,8 @@ impl<'a> From<LenientReviewIn<'a>> for ReviewIn<'a> {
                 name: q.name,
                 namespace: q.namespace,
                 operation: q.operation,
-                object: q
-                    .object
-                    .map_or(ObjectIn::Absent, |raw| ObjectIn::Raw(RawJson(raw.get()))),
-                old_object: q.old_object.map(|raw| RawJson(raw.get())),
+                object: q.object.map_or(ObjectIn::Absent, ObjectIn::Raw),
+                old_object: q.old_object,
                 dry_run: q.dry_run,
             }),
         }
