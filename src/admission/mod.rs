@@ -351,6 +351,7 @@ impl Admission {
             match (&mut lookup).now_or_never() {
                 Some(found) => statuses.push(ImageStatus::Resolved(found)),
                 None => {
+                    // A placeholder, replaced by the answer waited for below.
                     statuses.push(ImageStatus::Resolved(Lookup::NotFound));
                     pending.push((i, lookup));
                 }
