@@ -101,62 +101,101 @@ pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<PatchOp> {
                 "/metadata/annotations".into(),
                 format!("{{{}:{}}}", quoted(ARCH_ANNOTATION), quoted(value)),
             )),
-            Some(_) => ops.push(add(
-                format!("/metadata/annotations/{}", escape_pointer(ARCH_ANNOTATION)),
-                quoted(value),
-            )),
+            Some(_) => ops.push(add(ANNOTATION_PATH.into(), quoted(value))),
         }
     }
     ops
 }
 
+/// Where [`ARCH_ANNOTATION`] goes when the pod has annotations: the key as a JSON Pointer segment.
+pub const ANNOTATION_PATH: &str = "/metadata/annotations/archgate.io~1architectures";
+
 const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
 const PREFERRED: &str = "preferredDuringSchedulingIgnoredDuringExecution";
 
-/// `{"key":"kubernetes.io/arch","operator":"In","values":[...]}`.
-fn arch_expression(archs: ArchSet) -> String {
-    let values: Vec<String> = archs.names().iter().map(|a| quoted(a)).collect();
-    format!(
-        r#"{{"key":{},"operator":"In","values":[{}]}}"#,
-        quoted(ARCH_LABEL),
-        values.join(",")
-    )
+/// Appends `{"key":"kubernetes.io/arch","operator":"In","values":[...]}` to `out`. The label and
+/// the architecture names are fixed identifiers that need no escaping.
+fn push_arch_expression(out: &mut String, archs: ArchSet) {
+    out.push_str(r#"{"key":""#);
+    out.push_str(ARCH_LABEL);
+    out.push_str(r#"","operator":"In","values":["#);
+    for (i, arch) in archs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(arch.as_str());
+        out.push('"');
+    }
+    out.push_str("]}");
+}
+
+/// `{"nodeSelectorTerms":[{"matchExpressions":[expr]}]}`.
+fn required_terms(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len() + 48);
+    out.push_str(r#"{"nodeSelectorTerms":[{"matchExpressions":["#);
+    out.push_str(expr);
+    out.push_str("]}]}");
+    out
+}
+
+/// A JSON array of already-written values.
+fn array(items: &[String]) -> String {
+    let mut out = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    out
 }
 
 /// Appends the architecture expression to every required term (terms are ORed, so each one must
 /// carry it) and the preferred terms, creating whichever parent is missing in one operation.
 fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
-    let expr = mutation.require_archs.map(arch_expression);
+    let expr = mutation.require_archs.map(|archs| {
+        let mut out = String::with_capacity(96);
+        push_arch_expression(&mut out, archs);
+        out
+    });
     let preferred: Vec<String> = mutation
         .prefer
         .iter()
         .map(|p| {
-            format!(
-                r#"{{"preference":{{"matchExpressions":[{}]}},"weight":{}}}"#,
-                arch_expression(p.architectures),
-                p.weight
-            )
+            let mut out = String::with_capacity(128);
+            out.push_str(r#"{"preference":{"matchExpressions":["#);
+            push_arch_expression(&mut out, p.architectures);
+            out.push_str(r#"]},"weight":"#);
+            out.push_str(&p.weight.to_string());
+            out.push('}');
+            out
         })
         .collect();
     if expr.is_none() && preferred.is_empty() {
         return;
     }
-    let required =
-        |expr: &str| format!(r#"{{"nodeSelectorTerms":[{{"matchExpressions":[{expr}]}}]}}"#);
-    let preferred_list = |terms: &[String]| format!("[{}]", terms.join(","));
     // Members in sorted order: "preferred..." before "required...".
-    let mut members = Vec::new();
+    let mut whole = String::with_capacity(256);
+    whole.push('{');
     if !preferred.is_empty() {
-        members.push(format!(
-            "{}:{}",
-            quoted(PREFERRED),
-            preferred_list(&preferred)
-        ));
+        whole.push('"');
+        whole.push_str(PREFERRED);
+        whole.push_str("\":");
+        whole.push_str(&array(&preferred));
     }
     if let Some(e) = &expr {
-        members.push(format!("{}:{}", quoted(REQUIRED), required(e)));
+        if !preferred.is_empty() {
+            whole.push(',');
+        }
+        whole.push('"');
+        whole.push_str(REQUIRED);
+        whole.push_str("\":");
+        whole.push_str(&required_terms(e));
     }
-    let whole = format!("{{{}}}", members.join(","));
+    whole.push('}');
     let Some(affinity) = &pod.spec.affinity else {
         ops.push(add(
             "/spec/affinity".into(),
@@ -171,7 +210,7 @@ fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
     let base = "/spec/affinity/nodeAffinity";
     if let Some(e) = &expr {
         match &node_affinity.required_during_scheduling_ignored_during_execution {
-            None => ops.push(add(format!("{base}/{REQUIRED}"), required(e))),
+            None => ops.push(add(format!("{base}/{REQUIRED}"), required_terms(e))),
             Some(r) if r.node_selector_terms.is_empty() => ops.push(add(
                 format!("{base}/{REQUIRED}/nodeSelectorTerms"),
                 format!(r#"[{{"matchExpressions":[{e}]}}]"#),
@@ -189,10 +228,7 @@ fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
     }
     if !preferred.is_empty() {
         match &node_affinity.preferred_during_scheduling_ignored_during_execution {
-            None => ops.push(add(
-                format!("{base}/{PREFERRED}"),
-                preferred_list(&preferred),
-            )),
+            None => ops.push(add(format!("{base}/{PREFERRED}"), array(&preferred))),
             Some(_) => ops.extend(
                 preferred
                     .into_iter()

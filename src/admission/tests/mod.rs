@@ -7,7 +7,9 @@ use crate::image::Platform;
 use crate::inventory::Inventory;
 use crate::platforms::{ImagePlatforms, Lookup};
 use crate::pod::{ContainerKind, Pod};
-use crate::policy::evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
+use crate::policy::evaluate::{
+    evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict, ARCH_ANNOTATION,
+};
 use crate::policy::Policy;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -558,6 +560,13 @@ fn pointer_escaping_follows_rfc_6901() {
         "kubernetes.io~1arch"
     );
     assert_eq!(patch::escape_pointer("a~b/c"), "a~0b~1c");
+    assert_eq!(
+        patch::ANNOTATION_PATH,
+        format!(
+            "/metadata/annotations/{}",
+            patch::escape_pointer(ARCH_ANNOTATION)
+        )
+    );
 }
 
 #[test]
