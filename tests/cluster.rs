@@ -347,17 +347,9 @@ impl Serve {
         self.output.lock().unwrap().clone()
     }
 
-    /// The output once it contains `needle` (log lines are written in batches every 20 ms), or
-    /// as it is after [`WITHIN`].
+    /// The output once it contains `needle`, or as it is after [`WITHIN`].
     fn output_containing(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WITHIN;
-        loop {
-            let output = self.output();
-            if output.contains(needle) || Instant::now() > deadline {
-                return output;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        common::output_containing(|| self.output(), needle, WITHIN)
     }
 
     async fn client(&self, addr: SocketAddr) -> common::Client {

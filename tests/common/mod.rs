@@ -63,6 +63,19 @@ pub fn fixture(name: &str) -> Value {
 }
 
 /// Runs `archgate certs --out DIR --dns localhost --ip 127.0.0.1` and checks it succeeded.
+/// What `output` returns once it contains `needle` (a server writes its log lines in batches,
+/// up to 20 ms after logging them), or as it is after `within`.
+pub fn output_containing(output: impl Fn() -> String, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = output();
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn write_certs(out: &Path) {
     let output = Command::new(bin())
         .args(["certs", "--out"])
@@ -220,17 +233,9 @@ impl Server {
         )
     }
 
-    /// The output once it contains `needle` (log lines are written in batches every 20 ms), or
-    /// as it is after 5 s.
+    /// The output once it contains `needle`, or as it is after 5 s.
     pub fn output_containing(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let output = self.output();
-            if output.contains(needle) || Instant::now() > deadline {
-                return output;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        output_containing(|| self.output(), needle, Duration::from_secs(5))
     }
 
     /// Sends SIGTERM with the `kill` command.
