@@ -158,6 +158,24 @@ impl Toleration {
     }
 }
 
+/// A pod's "namespace/name", see [`Pod::display_name`].
+pub struct DisplayName<'a> {
+    pod: &'a Pod,
+    namespace: &'a str,
+}
+
+impl std::fmt::Display for DisplayName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let meta = &self.pod.metadata;
+        write!(f, "{}/", self.namespace)?;
+        match (&meta.name, &meta.generate_name) {
+            (Some(n), _) if !n.is_empty() => f.write_str(n),
+            (_, Some(g)) => write!(f, "{g}<generated>"),
+            _ => f.write_str("<unnamed>"),
+        }
+    }
+}
+
 /// Where a container sits in the pod: the patch never touches ephemeral containers'
 /// scheduling (they join a pod that is already bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,13 +197,21 @@ impl ContainerKind {
 
 impl Pod {
     /// "namespace/name" for messages; generated pods have no name yet at mutation time.
-    pub fn display_name(&self, namespace: &str) -> String {
-        let name = match (&self.metadata.name, &self.metadata.generate_name) {
+    /// Written only when a message is.
+    pub fn display_name<'a>(&'a self, namespace: &'a str) -> DisplayName<'a> {
+        DisplayName {
+            pod: self,
+            namespace,
+        }
+    }
+
+    /// The pod's name, or what it will be named after: `web-7d9f-<generated>`.
+    pub fn shown_name(&self) -> String {
+        match (&self.metadata.name, &self.metadata.generate_name) {
             (Some(n), _) if !n.is_empty() => n.clone(),
             (_, Some(g)) => format!("{g}<generated>"),
             _ => "<unnamed>".to_string(),
-        };
-        format!("{namespace}/{name}")
+        }
     }
 
     /// Init and app containers, the ones whose images decide placement.

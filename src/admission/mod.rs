@@ -15,6 +15,7 @@ use crate::policy::model::{Mode, OnOverload};
 use crate::policy::Policy;
 use futures_util::FutureExt;
 use review::{LenientReviewIn, ObjectIn, RequestIn, ResponseOut, SUPPORTED_VERSIONS};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,7 +42,7 @@ pub struct Summary {
     /// "allow", "patch", "deny", "warn", or "skip" when archgate had nothing to decide.
     pub decision: &'static str,
     pub rule: Option<String>,
-    pub architectures: String,
+    pub architectures: Cow<'static, str>,
     pub message: Option<String>,
 }
 
@@ -132,7 +133,7 @@ impl Admission {
             dry_run: req.dry_run.unwrap_or(false),
             decision,
             rule: None,
-            architectures: String::new(),
+            architectures: Cow::Borrowed(""),
             message: Some("overloaded".into()),
         };
         Ok(Answer {
@@ -168,7 +169,7 @@ impl Admission {
             dry_run: req.dry_run.unwrap_or(false),
             decision: "skip",
             rule: None,
-            architectures: String::new(),
+            architectures: Cow::Borrowed(""),
             message: None,
         };
         let finish = |response: ResponseOut, summary: Summary, decision| Answer {
@@ -229,11 +230,7 @@ impl Admission {
         };
         summary.namespace.clone_from(&namespace);
         if summary.name.is_empty() {
-            summary.name = pod
-                .display_name(&namespace)
-                .split_once('/')
-                .map(|(_, n)| n.to_string())
-                .unwrap_or_default();
+            summary.name = pod.shown_name();
         }
 
         let decision = match target {
@@ -250,7 +247,7 @@ impl Admission {
         let response = respond(&req.uid, &pod, &decision);
         summary.decision = decision.label();
         summary.rule.clone_from(&decision.rule);
-        summary.architectures = decision.architectures.names().join(",");
+        summary.architectures = decision.architectures.joined();
         if let Verdict::Deny(m) = &decision.verdict {
             summary.message = Some(m.clone());
         }
@@ -470,21 +467,16 @@ pub fn respond(uid: &str, pod: &Pod, decision: &Decision) -> ResponseOut {
         Verdict::Deny(message) => ResponseOut::deny(uid, 403, message.clone()),
         Verdict::Patch(mutation) => {
             let ops = patch::build(pod, mutation);
-            // PatchOp holds only strings and JSON values; serialising it cannot fail.
-            let json = serde_json::to_vec(&ops).unwrap_or_default();
-            ResponseOut::allow(uid).with_patch(&json)
+            ResponseOut::allow(uid).with_patch(&patch::to_json(&ops))
         }
     }
     .with_warnings(decision.warnings.clone());
     if matches!(decision.verdict, Verdict::Deny(_) | Verdict::Patch(_)) {
-        response
-            .audit_annotations
-            .insert("decision", decision.label().to_string());
-        response
-            .audit_annotations
-            .insert("architectures", decision.architectures.names().join(","));
+        let audit = &mut response.audit_annotations;
+        audit.insert("decision", Cow::Borrowed(decision.label()));
+        audit.insert("architectures", decision.architectures.joined());
         if let Some(rule) = &decision.rule {
-            response.audit_annotations.insert("rule", rule.clone());
+            audit.insert("rule", Cow::Owned(rule.clone()));
         }
     }
     response

@@ -180,13 +180,22 @@ impl ImageRef {
     /// What identifies the image content for lookups: `reg/repo@digest` when a
     /// digest is present (the digest wins over a tag), else `reg/repo:tag`.
     pub fn lookup_key(&self) -> String {
-        match (&self.digest, &self.tag) {
-            (Some(digest), _) => format!("{}@{}", self.name(), digest),
-            (None, Some(tag)) => format!("{}:{}", self.name(), tag),
+        let (separator, version) = match (&self.digest, &self.tag) {
+            (Some(digest), _) => ('@', digest.as_str()),
+            (None, Some(tag)) => (':', tag.as_str()),
             // Only reachable if a caller cleared both fields by hand; the
             // runtime would pull `latest` in that case, so key it the same way.
-            (None, None) => format!("{}:{}", self.name(), DEFAULT_TAG),
-        }
+            (None, None) => (':', DEFAULT_TAG),
+        };
+        // Built by hand rather than with format!: this runs for every image of every pod.
+        let mut key =
+            String::with_capacity(self.registry.len() + self.repository.len() + version.len() + 2);
+        key.push_str(&self.registry);
+        key.push('/');
+        key.push_str(&self.repository);
+        key.push(separator);
+        key.push_str(version);
+        key
     }
 }
 
@@ -226,7 +235,7 @@ fn split_docker_domain(name: &str) -> (&str, String) {
         }
     };
     let remote = if registry == DEFAULT_REGISTRY && !remote.contains('/') {
-        format!("{OFFICIAL_REPO_PREFIX}{remote}")
+        [OFFICIAL_REPO_PREFIX, remote].concat()
     } else {
         remote.to_owned()
     };

@@ -3,6 +3,7 @@
 //! The decision intersects architecture sets for every container of every pod, so a set is a
 //! bitmask: intersection is one instruction and nothing is allocated on the admission path.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// An architecture a node can report in its `kubernetes.io/arch` label.
@@ -128,6 +129,17 @@ impl ArchSet {
     /// Names in display order, for label values and patches.
     pub fn names(self) -> Vec<&'static str> {
         self.iter().map(Arch::as_str).collect()
+    }
+
+    /// The names joined with commas ("amd64,arm64"), as logs and audit annotations carry them;
+    /// borrowed when there is at most one, which is most pods.
+    pub fn joined(self) -> Cow<'static, str> {
+        let mut names = self.iter().map(Arch::as_str);
+        match (names.next(), names.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(one), None) => Cow::Borrowed(one),
+            _ => Cow::Owned(self.names().join(",")),
+        }
     }
 }
 

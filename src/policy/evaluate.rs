@@ -13,7 +13,7 @@ use super::{GpuVendor, Policy, Preference, Rule};
 use crate::inventory::placement::{eligible_nodes, pinned_nodes};
 use crate::inventory::{Inventory, NodeInfo};
 use crate::platforms::Lookup;
-use crate::pod::{ContainerKind, Pod, Toleration};
+use crate::pod::{ContainerKind, DisplayName, Pod, Toleration};
 
 /// The annotation that records archgate's decision on a pod.
 pub const ARCH_ANNOTATION: &str = "archgate.io/architectures";
@@ -199,7 +199,7 @@ pub fn evaluate(
                 found.notes,
             );
         }
-        let annotation = candidates.names().join(",");
+        let annotation = candidates.joined();
         let (node_selector, tolerations) = if needs_gpu {
             (gpu_selector, gpu_tolerations)
         } else {
@@ -214,8 +214,8 @@ pub fn evaluate(
             },
             node_selector,
             tolerations,
-            annotation: (!bound && pod.annotation(ARCH_ANNOTATION) != Some(annotation.as_str()))
-                .then_some(annotation),
+            annotation: (!bound && pod.annotation(ARCH_ANNOTATION) != Some(&*annotation))
+                .then(|| annotation.into_owned()),
         };
         let verdict = if mutation.is_empty() {
             Verdict::Allow
@@ -404,7 +404,7 @@ fn image_archs(
 fn gpu_needs(
     pod: &Pod,
     vendors: &[(&str, &GpuVendor)],
-    who: &str,
+    who: &DisplayName<'_>,
     problems: &mut Vec<String>,
 ) -> (Vec<(String, String)>, Vec<Toleration>) {
     let mut selector = Vec::new();
@@ -438,7 +438,7 @@ fn bound_problem(
     pod: &Pod,
     images: &[ImageFacts<'_>],
     supported: ArchSet,
-    who: &str,
+    who: &DisplayName<'_>,
     compat: bool,
 ) -> Option<String> {
     let runs = |n: &&NodeInfo| n.arch.is_some_and(|a| supported.contains(a));

@@ -236,7 +236,7 @@ async fn answer(
         dry_run = s.dry_run,
         decision = s.decision,
         rule = s.rule.as_deref().unwrap_or(""),
-        architectures = s.architectures.as_str(),
+        architectures = &*s.architectures,
         reason = s.message.as_deref().unwrap_or(""),
         elapsed_us = elapsed.as_micros() as u64,
         "admission review"

@@ -95,7 +95,13 @@ fn decide_in(
     let decision = evaluate(policy, inventory, &p, "shop", &images, stage);
     let mut out = pod_json.clone();
     if let Verdict::Patch(m) = &decision.verdict {
-        let ops = serde_json::to_value(patch::build(&p, m)).unwrap();
+        let built = patch::build(&p, m);
+        // What the webhook sends is what serde writes, and every value is valid JSON.
+        assert_eq!(
+            String::from_utf8(patch::to_json(&built)).unwrap(),
+            serde_json::to_string(&built).unwrap()
+        );
+        let ops = serde_json::to_value(built).unwrap();
         json_patch::patch(
             &mut out,
             &serde_json::from_value::<json_patch::Patch>(ops).unwrap(),
