@@ -166,13 +166,8 @@ pub struct DisplayName<'a> {
 
 impl std::fmt::Display for DisplayName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let meta = &self.pod.metadata;
         write!(f, "{}/", self.namespace)?;
-        match (&meta.name, &meta.generate_name) {
-            (Some(n), _) if !n.is_empty() => f.write_str(n),
-            (_, Some(g)) => write!(f, "{g}<generated>"),
-            _ => f.write_str("<unnamed>"),
-        }
+        self.pod.write_name(f)
     }
 }
 
@@ -207,10 +202,17 @@ impl Pod {
 
     /// The pod's name, or what it will be named after: `web-7d9f-<generated>`.
     pub fn shown_name(&self) -> String {
+        let mut name = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_name(&mut name);
+        name
+    }
+
+    fn write_name(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         match (&self.metadata.name, &self.metadata.generate_name) {
-            (Some(n), _) if !n.is_empty() => n.clone(),
-            (_, Some(g)) => format!("{g}<generated>"),
-            _ => "<unnamed>".to_string(),
+            (Some(n), _) if !n.is_empty() => out.write_str(n),
+            (_, Some(g)) => write!(out, "{g}<generated>"),
+            _ => out.write_str("<unnamed>"),
         }
     }
 
@@ -370,6 +372,28 @@ mod tests {
             ..Toleration::default()
         };
         assert!(everything.covers(&wanted));
+    }
+
+    #[test]
+    fn names_for_messages_say_what_the_pod_will_be_called() {
+        let pod = |name: Option<&str>, generate: Option<&str>| Pod {
+            metadata: ObjectMeta {
+                name: name.map(Into::into),
+                generate_name: generate.map(Into::into),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        };
+        let named = pod(Some("web-0"), Some("web-"));
+        assert_eq!(named.shown_name(), "web-0");
+        assert_eq!(named.display_name("shop").to_string(), "shop/web-0");
+        let generated = pod(Some(""), Some("web-7d9f-"));
+        assert_eq!(generated.shown_name(), "web-7d9f-<generated>");
+        assert_eq!(
+            generated.display_name("shop").to_string(),
+            "shop/web-7d9f-<generated>"
+        );
+        assert_eq!(pod(None, None).display_name("x").to_string(), "x/<unnamed>");
     }
 
     #[test]

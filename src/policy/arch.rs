@@ -208,4 +208,15 @@ mod tests {
             "amd64, arm64"
         );
     }
+
+    #[test]
+    fn joined_names_are_comma_separated_and_borrowed_when_single() {
+        assert_eq!(ArchSet::EMPTY.joined(), "");
+        let one = ArchSet::of([Arch::Arm64]).joined();
+        assert!(matches!(one, Cow::Borrowed("arm64")), "{one:?}");
+        assert_eq!(
+            ArchSet::of([Arch::Arm, Arch::Amd64, Arch::Arm64]).joined(),
+            "amd64,arm64,arm"
+        );
+    }
 }
