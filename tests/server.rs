@@ -648,6 +648,15 @@ async fn metrics_count_reviews_by_endpoint_and_decision_with_sub_millisecond_buc
         Some(4.0),
         "{text}"
     );
+    assert_eq!(
+        metric(
+            &text,
+            "archgate_admission_duration_seconds_count",
+            &[("endpoint", "validate")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
     let sub_ms: Vec<f64> = text
         .lines()
         .filter(|l| {

@@ -119,10 +119,7 @@ pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<PatchOp> {
         match &pod.spec.tolerations {
             None => {
                 let all: Vec<String> = values.collect();
-                ops.push(add(
-                    "/spec/tolerations".into(),
-                    format!("[{}]", all.join(",")),
-                ));
+                ops.push(add("/spec/tolerations".into(), array(&all)));
             }
             Some(_) => ops.extend(values.map(|v| add("/spec/tolerations/-".into(), v))),
         }

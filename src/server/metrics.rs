@@ -27,9 +27,10 @@ pub struct Metrics {
     pub queued: IntGauge,
     pub overloaded: IntCounterVec,
     pub tls_reloads: IntCounterVec,
-    /// Series of `reviews` and `latency` resolved once per endpoint (mutate, validate): looking
-    /// labels up costs a hash and a lock on every review otherwise.
-    per_stage: [StageSeries; 2],
+    /// Series of `reviews` and `latency` resolved once per endpoint: looking labels up costs a
+    /// hash and a lock on every review otherwise.
+    mutate: StageSeries,
+    validate: StageSeries,
 }
 
 #[derive(Clone)]
@@ -116,10 +117,11 @@ impl Metrics {
         registry.register(Box::new(overloaded.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(build))?;
-        let per_stage = [Stage::Mutate, Stage::Validate]
-            .map(|stage| StageSeries::new(&reviews, &latency, endpoint(stage)));
+        let series = |stage| StageSeries::new(&reviews, &latency, endpoint(stage));
+        let (mutate, validate) = (series(Stage::Mutate), series(Stage::Validate));
         Ok(Metrics {
-            per_stage,
+            mutate,
+            validate,
             registry,
             reviews,
             latency,
@@ -134,8 +136,8 @@ impl Metrics {
     /// Counts one answered review and observes its latency.
     pub fn reviewed(&self, stage: Stage, decision: &str, elapsed: Duration) {
         let series = match stage {
-            Stage::Mutate => &self.per_stage[0],
-            Stage::Validate => &self.per_stage[1],
+            Stage::Mutate => &self.mutate,
+            Stage::Validate => &self.validate,
         };
         match DECISIONS.iter().position(|d| *d == decision) {
             Some(i) => series.decisions[i].inc(),

@@ -62,7 +62,6 @@ pub fn fixture(name: &str) -> Value {
         .unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
 }
 
-/// Runs `archgate certs --out DIR --dns localhost --ip 127.0.0.1` and checks it succeeded.
 /// What `output` returns once it contains `needle` (a server writes its log lines in batches,
 /// up to 20 ms after logging them), or as it is after `within`.
 pub fn output_containing(output: impl Fn() -> String, needle: &str, within: Duration) -> String {
@@ -76,6 +75,7 @@ pub fn output_containing(output: impl Fn() -> String, needle: &str, within: Dura
     }
 }
 
+/// Runs `archgate certs --out DIR --dns localhost --ip 127.0.0.1` and checks it succeeded.
 pub fn write_certs(out: &Path) {
     let output = Command::new(bin())
         .args(["certs", "--out"])
