@@ -36,29 +36,9 @@ fi
 cargo build --release --quiet --bin archgate --example floor
 bin=target/release/archgate
 floor=target/release/examples/floor
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-"$bin" certs --out "$work" --dns localhost --ip 127.0.0.1 >/dev/null
-"$bin" serve --policy policies/homelab.toml --platforms policies/homelab-platforms.toml \
-  --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --listen 127.0.0.1:0 \
-  --log-format json >"$work/archgate.log" 2>&1 &
-pids+=($!)
-"$floor" --listen 127.0.0.1:0 --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" >"$work/floor.log" 2>&1 &
-pids+=($!)
-
-port_of() { # the port a server logged it listens on
-  for _ in $(seq 100); do
-    p=$(grep -oE '127\.0\.0\.1:[0-9]+' "$1" | head -1 | cut -d: -f2 || true)
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.05
-  done
-  echo "server did not start: $(cat "$1")" >&2; exit 1
-}
-archgate_port=$(port_of "$work/archgate.log")
-floor_port=$(port_of "$work/floor.log")
+# shellcheck source=benches/servers.sh
+. benches/servers.sh
+start_servers "$bin" "$floor"
 
 # The API server's request: POST /mutate?timeout=10s with the AdmissionReview as JSON.
 run() { # name port -> "rps p50_ms p99_ms"

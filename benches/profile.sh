@@ -2,8 +2,9 @@
 # Where each request's CPU goes, archgate beside the floor: both servers under the same h2load
 # run (HTTP/2 over TLS, the byte-exact review), sampled with `perf record -g`, and the samples
 # turned into microseconds of CPU per request by category (the handler, the kernel's send and
-# receive, h2, tokio, rustls, ...). What is not the handler is the stack; if archgate's stack
-# costs more than the floor's, the server loop is doing work the floor does not.
+# receive, h2, tokio, rustls, ...) and system calls per request. What is not the handler is the
+# stack: where archgate's stack costs more than the floor's, the server loop does work the floor
+# does not, or sends its answers in more writes.
 #
 #   benches/profile.sh [--seconds N] [--clients N] [--streams N] [--fixture F]
 #
@@ -34,27 +35,9 @@ export CARGO_TARGET_DIR=target/profile-fp
 RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --quiet --bin archgate --example floor
 bin=$CARGO_TARGET_DIR/release/archgate
 floor=$CARGO_TARGET_DIR/release/examples/floor
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-"$bin" certs --out "$work" --dns localhost --ip 127.0.0.1 >/dev/null
-"$bin" serve --policy policies/homelab.toml --platforms policies/homelab-platforms.toml \
-  --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --listen 127.0.0.1:0 \
-  --log-format json >"$work/archgate.log" 2>&1 &
-pids+=($!)
-"$floor" --listen 127.0.0.1:0 --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" >"$work/floor.log" 2>&1 &
-pids+=($!)
-
-port_of() { # the port a server logged it listens on
-  for _ in $(seq 100); do
-    p=$(grep -oE '127\.0\.0\.1:[0-9]+' "$1" | head -1 | cut -d: -f2 || true)
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.05
-  done
-  echo "server did not start: $(cat "$1")" >&2; exit 1
-}
+# shellcheck source=benches/servers.sh
+. benches/servers.sh
+start_servers "$bin" "$floor"
 
 load() { # port seconds -> requests/s
   h2load -D "$2" -c "$clients" -m "$streams" -d "$fixture" -H 'Content-Type: application/json' \
@@ -79,8 +62,8 @@ profile() { # name pid port
   perf script -i "$work/$1.data" 2>/dev/null >"$work/$1.txt"
   echo "$rate" >"$work/$1.rate"
 }
-profile archgate "${pids[0]}" "$(port_of "$work/archgate.log")"
-profile floor "${pids[1]}" "$(port_of "$work/floor.log")"
+profile archgate "${pids[0]}" "$archgate_port"
+profile floor "${pids[1]}" "$floor_port"
 
 python3 - "$work" "$freq" "$seconds" <<'EOF'
 import collections, re, sys
