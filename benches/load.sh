@@ -51,7 +51,7 @@ run() { # name port -> "rps p50_ms p99_ms"
   out=$(h2load "${args[@]}" "https://127.0.0.1:$2/mutate?timeout=10s")
   local ok rate
   ok=$(echo "$out" | grep -oE '[0-9]+ succeeded' | cut -d' ' -f1)
-  rate=$(echo "$out" | grep -oE 'finished in [0-9.]+m?s, [0-9.]+ req/s' | grep -oE '[0-9.]+ req/s' | cut -d' ' -f1)
+  rate=$(echo "$out" | requests_per_second)
   [ "$ok" = "$requests" ] || { echo "$1: only $ok of $requests succeeded" >&2; echo "$out" >&2; exit 1; }
   # --log-file columns: start (us), status, duration (us).
   local lat

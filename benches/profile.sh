@@ -42,7 +42,7 @@ start_servers "$bin" "$floor"
 load() { # port seconds -> requests/s
   h2load -D "$2" -c "$clients" -m "$streams" -d "$fixture" -H 'Content-Type: application/json' \
     "https://127.0.0.1:$1/mutate?timeout=10s" \
-    | grep -oE 'finished in [0-9.]+m?s, [0-9.]+ req/s' | grep -oE '[0-9.]+ req/s' | cut -d' ' -f1
+    | requests_per_second
 }
 
 freq=1999

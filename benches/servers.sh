@@ -1,6 +1,7 @@
 # Sourced by load.sh and profile.sh: starts `archgate serve` (homelab policy and platforms, JSON
 # request logs to a file) and the floor on loopback with fresh certificates, and sets
-# archgate_port, floor_port and pids (archgate's pid first). Both are killed on exit.
+# archgate_port, floor_port and pids (archgate's pid first). Both are killed on exit. Also
+# requests_per_second, which reads the rate from an h2load report.
 #
 #   start_servers ARCHGATE_BIN FLOOR_BIN
 start_servers() {
@@ -29,4 +30,8 @@ port_of() { # the port a server logged it listens on
   done
   echo "server did not start: $(cat "$1")" >&2
   exit 1
+}
+
+requests_per_second() { # h2load's report on stdin -> its requests/s figure
+  grep -oE 'finished in [0-9.]+m?s, [0-9.]+ req/s' | grep -oE '[0-9.]+ req/s' | cut -d' ' -f1
 }
