@@ -3,6 +3,8 @@
 
 pub mod patch;
 pub mod review;
+mod skip;
+mod trim;
 
 use crate::image::ImageRef;
 use crate::inventory::Inventory;

@@ -4,7 +4,7 @@
 //! The response is built by hand because kube-rs serialises `patch` as an array of numbers
 //! (kube-rs issue #1781), which the API server rejects: the API wants base64 text.
 
-use super::BadReview;
+use super::{trim, BadReview};
 use crate::pod::Pod;
 use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -16,9 +16,18 @@ use std::collections::BTreeMap;
 /// The API versions of AdmissionReview whose request and response shapes we speak.
 pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
 
-/// Decodes a review body in one pass. A review whose pod does not decode is read again as the
-/// envelope alone, so the denial can name the pod and say what is wrong with it.
+/// Decodes a review body: a pod's from its [`trim`]med copy when it has the API server's shape,
+/// anything else in one pass over the whole body. A review whose pod does not decode is read again
+/// as the envelope alone, so the denial can name the pod and say what is wrong with it.
 pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
+    match trim::trim(body).and_then(|trimmed| decode_trimmed(&trimmed)) {
+        Some(review) => Ok(review),
+        None => decode_whole(body),
+    }
+}
+
+/// Decodes the whole body, every member of it read by serde_json.
+pub(super) fn decode_whole(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
     // Validating UTF-8 once up front lets serde_json skip it for every string it reads.
     let decoded = match std::str::from_utf8(body) {
         Ok(text) => serde_json::from_str(text),
@@ -30,6 +39,42 @@ pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
             .map_err(|_| BadReview::Malformed(e))?
             .into()),
     }
+}
+
+/// A pod's review decoded from its [`trim`]med copy; `None` sends the caller to the whole body.
+pub(super) fn decode_trimmed<'a>(trimmed: &[u8]) -> Option<ReviewIn<'a>> {
+    let review: ReviewIn<'_> = serde_json::from_str(std::str::from_utf8(trimmed).ok()?).ok()?;
+    let request = match review.request {
+        None => None,
+        // trim keeps neither a raw object nor an oldObject, so nothing borrows from the copy.
+        Some(RequestIn {
+            object: ObjectIn::Raw(_),
+            ..
+        })
+        | Some(RequestIn {
+            old_object: Some(_),
+            ..
+        }) => return None,
+        Some(q) => Some(RequestIn {
+            uid: q.uid,
+            kind: q.kind,
+            sub_resource: q.sub_resource,
+            name: q.name,
+            namespace: q.namespace,
+            operation: q.operation,
+            object: match q.object {
+                ObjectIn::Pod(pod) => ObjectIn::Pod(pod),
+                _ => ObjectIn::Absent,
+            },
+            old_object: None,
+            dry_run: q.dry_run,
+        }),
+    };
+    Some(ReviewIn {
+        api_version: review.api_version,
+        kind: review.kind,
+        request,
+    })
 }
 
 #[derive(Debug, Deserialize)]

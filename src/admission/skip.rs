@@ -1,0 +1,285 @@
+//! Finding where a JSON value ends without decoding it, 64 bytes at a step.
+//!
+//! Most of an AdmissionReview is members the decision never reads (a pod's managedFields, its
+//! volumes, the requesting user). serde_json reads past them a token at a time, which was half of
+//! the review's decode. Here a block of 64 bytes is classified at once with SIMD compares (the
+//! `wide` crate: safe, and SSE2 on every x86-64), and strings are told from structure with
+//! simdjson's bit tricks, so skipping a nested value costs a few operations per 64 bytes.
+//!
+//! What is skipped is matched for brackets and strings but not otherwise checked: a value that is
+//! not JSON inside a skipped member goes unnoticed. The API server only sends JSON it has parsed.
+
+use wide::u8x16;
+
+/// Where every bracket outside a string is in a body, found once so that skipping any object or
+/// array in it afterwards costs a few operations per 64 bytes it spans.
+pub struct Skipper<'b> {
+    body: &'b [u8],
+    /// For each 64 bytes: bit i of the first word is set when byte i opens an object or array,
+    /// of the second when it closes one.
+    brackets: Vec<[u64; 2]>,
+}
+
+impl<'b> Skipper<'b> {
+    pub fn new(body: &'b [u8]) -> Skipper<'b> {
+        let mut brackets = Vec::with_capacity(body.len().div_ceil(64));
+        // Carried from block to block: whether the block ends inside a string (all ones or
+        // zero), and whether its last byte is an unescaped backslash (1 or 0).
+        let (mut in_string, mut escape) = (0u64, 0u64);
+        for chunk in body.chunks(64) {
+            let block = match chunk.try_into() {
+                Ok(whole) => Block::classify(whole),
+                Err(_) => {
+                    let mut padded = [b' '; 64];
+                    padded[..chunk.len()].copy_from_slice(chunk);
+                    Block::classify(&padded)
+                }
+            };
+            let escaped = escaped(block.backslashes, &mut escape);
+            let strings = prefix_xor(block.quotes & !escaped) ^ in_string;
+            in_string = 0u64.wrapping_sub(strings >> 63);
+            brackets.push([block.opens & !strings, block.closes & !strings]);
+        }
+        Skipper { body, brackets }
+    }
+
+    /// The index just past the value that starts at `at` (no leading whitespace), or `None` when
+    /// the body ends first or there is no value there.
+    pub fn value_end(&self, at: usize) -> Option<usize> {
+        match *self.body.get(at)? {
+            b'{' | b'[' => self.container_end(at),
+            b'"' => string_end(self.body, at + 1),
+            _ => {
+                let len = self.body[at..]
+                    .iter()
+                    .position(|&c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(self.body.len() - at);
+                (len > 0).then_some(at + len)
+            }
+        }
+    }
+
+    /// The index just past the bracket that closes the object or array opening at `at`.
+    fn container_end(&self, at: usize) -> Option<usize> {
+        let (mut word, mut from) = (at / 64, !0u64 << (at % 64));
+        // Only a bracket the index saw outside strings: on a body that is not JSON before `at`,
+        // the two readings can disagree.
+        if self.brackets.get(word)?[0] & (1 << (at % 64)) == 0 {
+            return None;
+        }
+        let mut depth = 0u32;
+        loop {
+            let [opens, closes] = self.brackets.get(word)?.map(|bits| bits & from);
+            from = !0;
+            if closes.count_ones() < depth {
+                // The value cannot end in this word.
+                depth = depth + opens.count_ones() - closes.count_ones();
+            } else {
+                let mut brackets = opens | closes;
+                while brackets != 0 {
+                    let bit = brackets & brackets.wrapping_neg();
+                    if opens & bit != 0 {
+                        depth += 1;
+                    } else {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(word * 64 + bit.trailing_zeros() as usize + 1);
+                        }
+                    }
+                    brackets ^= bit;
+                }
+            }
+            word += 1;
+        }
+    }
+}
+
+/// The index just past the closing quote of the string whose contents start at `at`.
+pub fn string_end(b: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        at = quote_or_backslash(b, at)?;
+        if b[at] == b'"' {
+            return Some(at + 1);
+        }
+        at += 2;
+    }
+}
+
+/// Like [`string_end`] for a member name, but `None` when it holds an escape: a name is compared
+/// as written, so one spelled with escapes cannot be told from another.
+pub fn name_end(b: &[u8], at: usize) -> Option<usize> {
+    let at = quote_or_backslash(b, at)?;
+    (b[at] == b'"').then_some(at + 1)
+}
+
+/// The index of the first quote or backslash from `at`.
+fn quote_or_backslash(b: &[u8], mut at: usize) -> Option<usize> {
+    // Eight bytes at a time: most strings here are short, too short for SIMD to pay.
+    while let Some(chunk) = b.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let found = zero_bytes(word ^ splat(b'"')) | zero_bytes(word ^ splat(b'\\'));
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    Some(at + b.get(at..)?.iter().position(|&c| c == b'"' || c == b'\\')?)
+}
+
+/// The byte repeated in each of a word's eight bytes.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// The high bit of the lowest zero byte of `word` (and maybe of later ones): enough to find the
+/// first match with `trailing_zeros`.
+const fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(splat(1)) & !word & splat(0x80)
+}
+
+/// Bit i of each mask stands for byte i of a 64-byte block.
+struct Block {
+    quotes: u64,
+    backslashes: u64,
+    opens: u64,
+    closes: u64,
+}
+
+impl Block {
+    fn classify(bytes: &[u8; 64]) -> Block {
+        let mut block = Block {
+            quotes: 0,
+            backslashes: 0,
+            opens: 0,
+            closes: 0,
+        };
+        for (i, lane) in bytes.chunks_exact(16).enumerate() {
+            let mut array = [0u8; 16];
+            array.copy_from_slice(lane);
+            let v = u8x16::new(array);
+            // '[' and '{' differ only in bit 5, as do ']' and '}'.
+            let folded = v | u8x16::splat(0x20);
+            let mask = |m: u8x16| u64::from(m.to_bitmask()) << (16 * i);
+            block.quotes |= mask(v.simd_eq(u8x16::splat(b'"')));
+            block.backslashes |= mask(v.simd_eq(u8x16::splat(b'\\')));
+            block.opens |= mask(folded.simd_eq(u8x16::splat(b'{')));
+            block.closes |= mask(folded.simd_eq(u8x16::splat(b'}')));
+        }
+        block
+    }
+}
+
+/// The bytes escaped by a backslash: the second of each pair in a run of backslashes, and the byte
+/// after a run of odd length (simdjson's `find_escaped`). `carry` says whether the previous block
+/// ended in such a backslash, and is set for the next.
+fn escaped(backslashes: u64, carry: &mut u64) -> u64 {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let backslashes = backslashes & !*carry;
+    let follows_escape = (backslashes << 1) | *carry;
+    let odd_starts = backslashes & !EVEN & !follows_escape;
+    let (runs_from_even, overflow) = odd_starts.overflowing_add(backslashes);
+    *carry = u64::from(overflow);
+    (EVEN ^ (runs_from_even << 1)) & follows_escape
+}
+
+/// Bit i is the parity of bits 0..=i: set from an opening quote up to its closing quote.
+fn prefix_xor(mut bits: u64) -> u64 {
+    for shift in [1, 2, 4, 8, 16, 32] {
+        bits ^= bits << shift;
+    }
+    bits
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Where serde_json says the value at the start of `text` ends.
+    fn serde_end(text: &str) -> Option<usize> {
+        let mut values =
+            serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+        values.next()?.ok()?;
+        Some(values.byte_offset())
+    }
+
+    #[test]
+    fn values_end_where_serde_json_says() {
+        let long = "x".repeat(200);
+        let cases = [
+            r#"{}"#.to_string(),
+            r#"[]"#.to_string(),
+            r#""""#.to_string(),
+            r#"{"a":[1,2,{"b":"c"}],"d":null}"#.to_string(),
+            // managedFields keys hold brackets and escaped quotes.
+            r#"{"k:{\"name\":\"x\"}":{"f:a":{}},"b":"]}"}"#.to_string(),
+            // Runs of backslashes, odd and even, before quotes.
+            r#"["\\",{"\\\"":"\\\\\"]"}]"#.to_string(),
+            // Strings and runs of backslashes across 64-byte blocks.
+            format!(r#"{{"a":"{long}","b":[{{"c":"{long}\"}}"}}]}}"#),
+            format!(r#"["{}\\",["]"]]"#, "\\".repeat(40)),
+            format!(r#"["{}\"]"]"#, "\\".repeat(40)),
+            "12.5e3".to_string(),
+            "true".to_string(),
+            r#""a\"b""#.to_string(),
+        ];
+        for case in &cases {
+            assert_eq!(
+                serde_end(case),
+                Some(case.len()),
+                "not one JSON value: {case}"
+            );
+            for tail in ["", ",", " ,1", "]", "}"] {
+                let text = format!("{case}{tail}");
+                assert_eq!(
+                    Skipper::new(text.as_bytes()).value_end(0),
+                    Some(case.len()),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_value_of_a_review_ends_where_serde_json_says() {
+        let body = include_str!(
+            "../../tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json"
+        );
+        let skipper = Skipper::new(body.as_bytes());
+        // Every object, array and string in the body (and some bytes inside strings that look
+        // like one, which serde_json rejects).
+        for (start, c) in body.char_indices() {
+            if matches!(c, '{' | '[' | '"') {
+                if let Some(end) = serde_end(&body[start..]) {
+                    assert_eq!(skipper.value_end(start), Some(start + end), "at {start}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn values_the_input_cuts_short_have_no_end() {
+        for text in [
+            r#"{"a":[1,2"#,
+            r#"["#,
+            r#""abc"#,
+            r#""abc\""#,
+            r#"{"a":"}"#,
+            "",
+            "]",
+        ] {
+            assert_eq!(Skipper::new(text.as_bytes()).value_end(0), None, "{text}");
+        }
+        let body = include_bytes!(
+            "../../tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json"
+        );
+        let end = Skipper::new(body).value_end(0).unwrap();
+        for cut in 1..end {
+            assert_eq!(
+                Skipper::new(&body[..cut]).value_end(0),
+                None,
+                "cut at {cut}"
+            );
+        }
+    }
+}
