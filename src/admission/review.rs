@@ -42,31 +42,28 @@ pub(super) fn decode_whole(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
 }
 
 /// A pod's review decoded from its [`trim`]med copy; `None` sends the caller to the whole body.
+/// The result may outlive the copy: trim keeps neither a raw object nor an oldObject, the only
+/// parts that borrow.
 pub(super) fn decode_trimmed<'a>(trimmed: &[u8]) -> Option<ReviewIn<'a>> {
     let review: ReviewIn<'_> = serde_json::from_str(std::str::from_utf8(trimmed).ok()?).ok()?;
     let request = match review.request {
         None => None,
-        // trim keeps neither a raw object nor an oldObject, so nothing borrows from the copy.
-        Some(RequestIn {
-            object: ObjectIn::Raw(_),
-            ..
-        })
-        | Some(RequestIn {
-            old_object: Some(_),
-            ..
-        }) => return None,
         Some(q) => Some(RequestIn {
+            object: match q.object {
+                ObjectIn::Pod(pod) => ObjectIn::Pod(pod),
+                ObjectIn::Absent => ObjectIn::Absent,
+                ObjectIn::Raw(_) => return None,
+            },
+            old_object: match q.old_object {
+                None => None,
+                Some(_) => return None,
+            },
             uid: q.uid,
             kind: q.kind,
             sub_resource: q.sub_resource,
             name: q.name,
             namespace: q.namespace,
             operation: q.operation,
-            object: match q.object {
-                ObjectIn::Pod(pod) => ObjectIn::Pod(pod),
-                _ => ObjectIn::Absent,
-            },
-            old_object: None,
             dry_run: q.dry_run,
         }),
     };

@@ -3,9 +3,10 @@
 //! Two thirds of a review from a ReplicaSet is members nothing here reads: the pod's
 //! managedFields and volumes, each container's env, mounts and probes, the requesting user. The
 //! walk below copies the members [`ReviewIn`](super::review::ReviewIn) and
-//! [`Pod`](crate::pod::Pod) decode into
-//! a new body and steps over the rest with [`skip::Skipper`], which is four times faster than
-//! serde_json reading past them. serde_json then decodes the copy into the same types.
+//! [`Pod`](crate::pod::Pod) decode into a new body and steps over the rest with
+//! [`skip::Skipper`], four times faster than serde_json reading past them. serde_json then decodes
+//! the copy into the same types. The walk only descends the fixed shapes below, so however deep a
+//! hostile body nests, it recurses at most six levels.
 //!
 //! The walk gives up (and the caller decodes the whole body) on anything it does not expect: a
 //! review of something other than a pod, an `oldObject`, a member name with escapes, JSON that
@@ -330,7 +331,7 @@ mod tests {
         );
     }
 
-    use crate::admission::review::{decode, decode_trimmed, decode_whole};
+    use crate::admission::review::{decode, decode_trimmed, decode_whole, ObjectIn};
     use std::path::Path;
 
     /// Every AdmissionReview request fixture: pods, workloads, updates, pretty and byte-exact.
@@ -435,5 +436,33 @@ mod tests {
                 check(&damaged);
             }
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_stepped_over_without_recursion() {
+        let body =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+                "tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json",
+            ))
+            .unwrap();
+        let text = String::from_utf8(body).unwrap();
+        let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+        // In a member nothing reads: stepped over, the pod decodes as without it.
+        let skipped = text.replacen(
+            "\"managedFields\":",
+            &format!("\"deep\":{deep},\"managedFields\":"),
+            1,
+        );
+        let whole = format!("{:?}", decode_whole(text.as_bytes()).unwrap());
+        assert!(format!("{:?}", decode(skipped.as_bytes()).unwrap()) == whole);
+        // In a member the decision reads: serde_json's recursion limit stops the pod's decode,
+        // and the review is read as before, with the pod raw (the denial says it is malformed).
+        let kept = text.replacen("\"labels\":", &format!("\"labels\":{deep},\"x\":"), 1);
+        let review = decode(kept.as_bytes()).unwrap();
+        assert!(matches!(
+            review.request.as_ref().unwrap().object,
+            ObjectIn::Raw(_)
+        ));
+        assert!(format!("{review:?}") == format!("{:?}", decode_whole(kept.as_bytes()).unwrap()));
     }
 }
