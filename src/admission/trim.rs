@@ -377,13 +377,17 @@ mod tests {
         }
     }
 
+    /// The review a kube-apiserver sent for a ReplicaSet's pod, byte for byte.
+    fn byte_exact() -> Vec<u8> {
+        include_bytes!(
+            "../../tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json"
+        )
+        .to_vec()
+    }
+
     #[test]
     fn the_byte_exact_review_keeps_a_third_of_its_bytes() {
-        let body =
-            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
-                "tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json",
-            ))
-            .unwrap();
+        let body = byte_exact();
         let trimmed = String::from_utf8(trim(&body).unwrap()).unwrap();
         assert!(trimmed.len() * 3 < body.len() + 200, "{}", trimmed.len());
         for gone in [
@@ -410,11 +414,7 @@ mod tests {
     /// still decodes; and an error is serde_json's own, read from the whole body.
     #[test]
     fn damaged_reviews_decode_as_the_whole_body_does() {
-        let body =
-            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
-                "tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json",
-            ))
-            .unwrap();
+        let body = byte_exact();
         let check = |damaged: &[u8]| {
             let whole = decode_whole(damaged);
             let either = decode(damaged);
@@ -440,11 +440,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_stepped_over_without_recursion() {
-        let body =
-            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
-                "tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json",
-            ))
-            .unwrap();
+        let body = byte_exact();
         let text = String::from_utf8(body).unwrap();
         let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
         // In a member nothing reads: stepped over, the pod decodes as without it.
