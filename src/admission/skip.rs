@@ -174,6 +174,10 @@ impl Block {
 /// ended in such a backslash, and is set for the next.
 fn escaped(backslashes: u64, carry: &mut u64) -> u64 {
     const EVEN: u64 = 0x5555_5555_5555_5555;
+    if backslashes | *carry == 0 {
+        // Most blocks of a review: nothing escaped, nothing carried.
+        return 0;
+    }
     let backslashes = backslashes & !*carry;
     let follows_escape = (backslashes << 1) | *carry;
     let odd_starts = backslashes & !EVEN & !follows_escape;
