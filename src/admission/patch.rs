@@ -57,8 +57,9 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
         out.extend_from_slice(br#"{"op":""#);
         out.extend_from_slice(op.op.as_bytes());
         out.extend_from_slice(br#"","path":"#);
-        // Paths carry map keys from the policy, which may need escaping.
-        out.extend_from_slice(quoted(&op.path).as_bytes());
+        // Paths carry map keys from the policy, which may need escaping. Writing a string into a
+        // Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, op.path.as_str());
         out.extend_from_slice(br#","value":"#);
         out.extend_from_slice(op.value.as_bytes());
         out.push(b'}');

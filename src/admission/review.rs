@@ -351,8 +351,18 @@ impl ResponseOut {
             kind: "AdmissionReview",
             response: self,
         };
+        // Room for the whole body up front: growing from serde_json's default reallocates it
+        // three or four times.
+        let mut body = Vec::with_capacity(
+            256 + self.patch.as_ref().map_or(0, |p| p.get().len())
+                + self.status.as_ref().map_or(0, |s| s.message.len())
+                + self.warnings.iter().map(String::len).sum::<usize>(),
+        );
         // Serialising these plain structs cannot fail; an empty body would be rejected loudly.
-        serde_json::to_vec(&review).unwrap_or_default()
+        match serde_json::to_writer(&mut body, &review) {
+            Ok(()) => body,
+            Err(_) => Vec::new(),
+        }
     }
 }
 
