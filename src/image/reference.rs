@@ -104,27 +104,26 @@ impl ImageRef {
         if is_hex_identifier(s) {
             return Err(ReferenceError::HexIdentifier(owned()));
         }
-        if s.starts_with([':', '@', '/']) || s.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if s.starts_with([':', '@', '/']) || has_space_or_control(s) {
             return Err(ReferenceError::InvalidFormat(owned()));
         }
 
         // Neither names nor tags may contain '@', so the first one starts the digest.
-        let (name_and_tag, digest) = match s.split_once('@') {
+        let (name_and_tag, digest) = match split_at_byte(s, b'@') {
             Some((name, digest)) => (name, Some(digest)),
             None => (s, None),
         };
         let (registry, remainder) = split_docker_domain(name_and_tag);
         // The registry is already split off and paths cannot contain ':', so
         // the first ':' left starts the tag.
-        let (path, tag) = match remainder.split_once(':') {
+        let (path, tag) = match split_at_byte(&remainder, b':') {
             Some((path, tag)) => (path, Some(tag)),
             None => (remainder.as_str(), None),
         };
 
         // Same order as distribution: upper case is the most common mistake and
         // deserves its own message before any generic grammar failure.
-        if path.chars().any(char::is_uppercase) {
+        if has_uppercase(path) {
             return Err(ReferenceError::UppercaseRepository(owned()));
         }
         if registry != DEFAULT_REGISTRY && !is_valid_registry(registry) {
@@ -216,7 +215,7 @@ impl FromStr for ImageRef {
 /// Splits `name[:tag]` into registry and `path[:tag]` using Docker's heuristic
 /// for whether the first component is a host.
 fn split_docker_domain(name: &str) -> (&str, String) {
-    let (registry, remote) = match name.split_once('/') {
+    let (registry, remote) = match split_at_byte(name, b'/') {
         // A single component can never be a host: "localhost:5000" alone is
         // the image "localhost" with tag "5000", as in Docker.
         None => (DEFAULT_REGISTRY, name),
@@ -225,7 +224,7 @@ fn split_docker_domain(name: &str) -> (&str, String) {
                 (first, rest)
             } else if first == LEGACY_DEFAULT_REGISTRY {
                 (DEFAULT_REGISTRY, rest)
-            } else if first.contains(['.', ':']) || first.chars().any(char::is_uppercase) {
+            } else if first.bytes().any(|b| b == b'.' || b == b':') || has_uppercase(first) {
                 // Repository paths are lowercase, so an upper-case first
                 // component can only be meant as a host.
                 (first, rest)
@@ -234,12 +233,38 @@ fn split_docker_domain(name: &str) -> (&str, String) {
             }
         }
     };
-    let remote = if registry == DEFAULT_REGISTRY && !remote.contains('/') {
+    let remote = if registry == DEFAULT_REGISTRY && !remote.bytes().any(|b| b == b'/') {
         [OFFICIAL_REPO_PREFIX, remote].concat()
     } else {
         remote.to_owned()
     };
     (registry, remote)
+}
+
+/// `str::split_once` around an ASCII byte. References are short, shorter than the set-up of the
+/// `char` searcher, and splitting them was a third of parsing one.
+fn split_at_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == byte)?;
+    // An ASCII byte is a char boundary on both sides.
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// Whitespace or a control character anywhere; byte by byte when the reference is ASCII, as
+/// nearly all are.
+fn has_space_or_control(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        s.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+}
+
+fn has_uppercase(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        s.chars().any(char::is_uppercase)
+    }
 }
 
 fn is_hex_identifier(s: &str) -> bool {
@@ -259,7 +284,10 @@ fn is_valid_registry(registry: &str) -> bool {
             None => return false,
         }
     } else {
-        let end = registry.find(':').unwrap_or(registry.len());
+        let end = registry
+            .bytes()
+            .position(|b| b == b':')
+            .unwrap_or(registry.len());
         let (host, port) = registry.split_at(end);
         (is_domain_name(host), port)
     };
