@@ -16,5 +16,6 @@ pub mod pod;
 pub mod policy;
 pub mod registry;
 pub mod server;
+mod swar;
 pub mod text;
 pub mod workload;

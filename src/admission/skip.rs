@@ -9,6 +9,7 @@
 //! What is skipped is matched for brackets and strings but not otherwise checked: a value that is
 //! not JSON inside a skipped member goes unnoticed. The API server only sends JSON it has parsed.
 
+use crate::swar::{splat, zero_bytes};
 use wide::u8x16;
 
 /// Where every bracket outside a string is in a body, found once so that skipping any object or
@@ -124,17 +125,6 @@ fn quote_or_backslash(b: &[u8], mut at: usize) -> Option<usize> {
         at += 8;
     }
     Some(at + b.get(at..)?.iter().position(|&c| c == b'"' || c == b'\\')?)
-}
-
-/// The byte repeated in each of a word's eight bytes.
-const fn splat(byte: u8) -> u64 {
-    u64::from_ne_bytes([byte; 8])
-}
-
-/// The high bit of the lowest zero byte of `word` (and maybe of later ones): enough to find the
-/// first match with `trailing_zeros`.
-const fn zero_bytes(word: u64) -> u64 {
-    word.wrapping_sub(splat(1)) & !word & splat(0x80)
 }
 
 /// Bit i of each mask stands for byte i of a 64-byte block.
