@@ -3,8 +3,9 @@
 //! Most of an AdmissionReview is members the decision never reads (a pod's managedFields, its
 //! volumes, the requesting user). serde_json reads past them a token at a time, which was half of
 //! the review's decode. Here a block of 64 bytes is classified at once with SIMD compares (the
-//! `wide` crate: safe, and SSE2 on every x86-64), and strings are told from structure with
-//! simdjson's bit tricks, so skipping a nested value costs a few operations per 64 bytes.
+//! `wide` crate: safe, SSE2 on every x86-64 and NEON on arm64, plain code elsewhere), and strings
+//! are told from structure with simdjson's bit tricks, so skipping a nested value costs a few
+//! operations per 64 bytes.
 //!
 //! What is skipped is matched for brackets and strings but not otherwise checked: a value that is
 //! not JSON inside a skipped member goes unnoticed. The API server only sends JSON it has parsed.
