@@ -57,15 +57,20 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
         out.extend_from_slice(br#"{"op":""#);
         out.extend_from_slice(op.op.as_bytes());
         out.extend_from_slice(br#"","path":"#);
-        // Paths carry map keys from the policy, which may need escaping. Writing a string into a
-        // Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, op.path.as_str());
+        // Paths carry map keys from the policy, which may need escaping.
+        json_string(&mut out, &op.path);
         out.extend_from_slice(br#","value":"#);
         out.extend_from_slice(op.value.as_bytes());
         out.push(b'}');
     }
     out.push(b']');
     out
+}
+
+/// A JSON string literal appended to `out`, escaped as serde_json escapes it.
+pub(super) fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, s);
 }
 
 /// A JSON string literal.

@@ -1,9 +1,11 @@
 //! The admission.k8s.io/v1 AdmissionReview wire format: what the API server sends and what we answer.
 //!
-//! Only the fields the decision needs are decoded, in one pass over the body.
-//! The response is built by hand because kube-rs serialises `patch` as an array of numbers
-//! (kube-rs issue #1781), which the API server rejects: the API wants base64 text.
+//! Only the fields the decision needs are decoded: a pod's review from a copy trimmed to them
+//! (`trim.rs`), anything else in one pass over the whole body. The response is written by hand,
+//! not through kube-rs, which serialises `patch` as an array of numbers (kube-rs issue #1781)
+//! that the API server rejects: the API wants base64 text.
 
+use super::patch::json_string;
 use super::{trim, BadReview};
 use crate::pod::Pod;
 use base64::Engine;
@@ -385,12 +387,6 @@ impl ResponseOut {
         out.extend_from_slice(b"}}");
         out
     }
-}
-
-/// A JSON string literal, escaped as serde_json escapes it.
-fn json_string(out: &mut Vec<u8>, s: &str) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(out, s);
 }
 
 /// A warning the API will show as is: no "Warning:" prefix, one line, at most 256 characters.
