@@ -2,9 +2,9 @@
 //! encode. The server, `check` and the benches all call [`Admission::review`].
 
 pub mod patch;
+mod pod_review;
 pub mod review;
 mod skip;
-mod trim;
 
 use crate::image::ImageRef;
 use crate::inventory::Inventory;

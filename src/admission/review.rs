@@ -1,12 +1,12 @@
 //! The admission.k8s.io/v1 AdmissionReview wire format: what the API server sends and what we answer.
 //!
-//! Only the fields the decision needs are decoded: a pod's review from a copy trimmed to them
-//! (`trim.rs`), anything else in one pass over the whole body. The response is written by hand,
+//! Only the fields the decision needs are decoded: a pod's review by a walk over the body that
+//! builds them (`pod_review.rs`), anything else by serde_json in one pass. The response is written by hand,
 //! not through kube-rs, which serialises `patch` as an array of numbers (kube-rs issue #1781)
 //! that the API server rejects: the API wants base64 text.
 
 use super::patch::json_string;
-use super::{trim, BadReview};
+use super::{pod_review, BadReview};
 use crate::pod::Pod;
 use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -19,11 +19,11 @@ use std::io::Write;
 /// The API versions of AdmissionReview whose request and response shapes we speak.
 pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
 
-/// Decodes a review body: a pod's from its [`trim`]med copy when it has the API server's shape,
-/// anything else in one pass over the whole body. A review whose pod does not decode is read again
-/// as the envelope alone, so the denial can name the pod and say what is wrong with it.
+/// Decodes a review body: a pod's by [`pod_review`] when it has the API server's shape, anything
+/// else in one pass over the whole body. A review whose pod does not decode is read again as the
+/// envelope alone, so the denial can name the pod and say what is wrong with it.
 pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
-    match trim::trim(body).and_then(|trimmed| decode_trimmed(&trimmed)) {
+    match pod_review::decode(body) {
         Some(review) => Ok(review),
         None => decode_whole(body),
     }
@@ -42,39 +42,6 @@ pub(super) fn decode_whole(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
             .map_err(|_| BadReview::Malformed(e))?
             .into()),
     }
-}
-
-/// A pod's review decoded from its [`trim`]med copy; `None` sends the caller to the whole body.
-/// The result may outlive the copy: trim keeps neither a raw object nor an oldObject, the only
-/// parts that borrow.
-pub(super) fn decode_trimmed<'a>(trimmed: &[u8]) -> Option<ReviewIn<'a>> {
-    let review: ReviewIn<'_> = serde_json::from_str(std::str::from_utf8(trimmed).ok()?).ok()?;
-    let request = match review.request {
-        None => None,
-        Some(q) => Some(RequestIn {
-            object: match q.object {
-                ObjectIn::Pod(pod) => ObjectIn::Pod(pod),
-                ObjectIn::Absent => ObjectIn::Absent,
-                ObjectIn::Raw(_) => return None,
-            },
-            old_object: match q.old_object {
-                None => None,
-                Some(_) => return None,
-            },
-            uid: q.uid,
-            kind: q.kind,
-            sub_resource: q.sub_resource,
-            name: q.name,
-            namespace: q.namespace,
-            operation: q.operation,
-            dry_run: q.dry_run,
-        }),
-    };
-    Some(ReviewIn {
-        api_version: review.api_version,
-        kind: review.kind,
-        request,
-    })
 }
 
 #[derive(Debug, Deserialize)]
