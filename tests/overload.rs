@@ -62,6 +62,9 @@ async fn a_review_that_finds_no_capacity_is_answered_per_policy_before_its_deadl
     let holder =
         tokio::spawn(async move { first.review_value("/mutate?timeout=3s", &review).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = server.metrics().await;
+    let in_flight = metric(&metrics, "archgate_admission_in_flight", &[]);
+    assert_eq!(in_flight, Some(1.0), "{metrics}");
 
     let started = Instant::now();
     let answer = second
@@ -100,6 +103,8 @@ async fn a_review_that_finds_no_capacity_is_answered_per_policy_before_its_deadl
         metric(&metrics, "archgate_admission_queued", &[]),
         Some(0.0)
     );
+    let in_flight = metric(&metrics, "archgate_admission_in_flight", &[]);
+    assert_eq!(in_flight, Some(0.0), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,10 +148,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admission,
         metrics,
         ready: ready.clone(),
-        capacity: Arc::new(tokio::sync::Semaphore::new(
+        capacity: routes::Capacity::new(
             args.max_in_flight
                 .map_or_else(routes::default_capacity, |n| n as usize),
-        )),
+        ),
     });
     // Ready now, or after the first node (and pull-secret) list when the cluster is watched.
     cluster.ready_when_synced(ready.clone());

@@ -100,7 +100,7 @@ impl LogSink {
     }
 }
 
-impl Write for LogSink {
+impl Write for &LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.push(buf);
         Ok(buf.len())
@@ -111,11 +111,13 @@ impl Write for LogSink {
     }
 }
 
+// Borrowed, not cloned: a clone per line would bump the Arc's count, one cache line every
+// request thread writes to.
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
-    type Writer = LogSink;
+    type Writer = &'a LogSink;
 
-    fn make_writer(&'a self) -> LogSink {
-        self.clone()
+    fn make_writer(&'a self) -> &'a LogSink {
+        self
     }
 }
 
@@ -200,8 +202,8 @@ mod tests {
     #[test]
     fn a_lone_line_is_written_within_the_interval() {
         let out = Capture::default();
-        let (mut sink, _guard) = LogSink::spawn(out.clone()).unwrap();
-        sink.write_all(b"one\n").unwrap();
+        let (sink, _guard) = LogSink::spawn(out.clone()).unwrap();
+        (&sink).write_all(b"one\n").unwrap();
         let started = Instant::now();
         while out.text().is_empty() {
             assert!(
@@ -219,10 +221,11 @@ mod tests {
         let (sink, guard) = LogSink::spawn(out.clone()).unwrap();
         let threads: Vec<_> = (0..4)
             .map(|t| {
-                let mut sink = sink.clone();
+                let sink = sink.clone();
                 std::thread::spawn(move || {
                     for i in 0..5000 {
-                        sink.write_all(format!("thread {t} line {i}\n").as_bytes())
+                        (&sink)
+                            .write_all(format!("thread {t} line {i}\n").as_bytes())
                             .unwrap();
                     }
                 })
@@ -255,12 +258,12 @@ mod tests {
             delay: Duration::from_millis(30),
             ..Capture::default()
         };
-        let (mut sink, guard) = LogSink::spawn(out.clone()).unwrap();
+        let (sink, guard) = LogSink::spawn(out.clone()).unwrap();
         let line = vec![b'x'; 1023];
         // 3 x MAX_BUFFER of lines through a writer that takes 30 ms per write.
         for _ in 0..(3 * MAX_BUFFER / 1024) {
-            sink.write_all(&line).unwrap();
-            sink.write_all(b"\n").unwrap();
+            (&sink).write_all(&line).unwrap();
+            (&sink).write_all(b"\n").unwrap();
         }
         drop(guard);
         assert_eq!(out.text().len(), 3 * MAX_BUFFER);
@@ -269,13 +272,13 @@ mod tests {
     #[test]
     fn dropping_the_guard_writes_what_is_buffered() {
         let out = Capture::default();
-        let (mut sink, guard) = LogSink::spawn(out.clone()).unwrap();
+        let (sink, guard) = LogSink::spawn(out.clone()).unwrap();
         for i in 0..10 {
-            writeln!(sink, "line {i}").unwrap();
+            writeln!(&sink, "line {i}").unwrap();
         }
         drop(guard);
         assert_eq!(out.text().lines().count(), 10);
         // After the guard is gone the sink still accepts lines (a late log call must not block).
-        writeln!(sink, "late").unwrap();
+        writeln!(&sink, "late").unwrap();
     }
 }

@@ -20,13 +20,33 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024 + 64 * 1024;
 /// The API server's default when the webhook configuration sets no timeoutSeconds.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone)]
 pub struct AppState {
     pub admission: Admission,
     pub metrics: Metrics,
     pub ready: Arc<AtomicBool>,
     /// Reviews that may be evaluated at once; the rest queue until their deadline.
-    pub capacity: Arc<tokio::sync::Semaphore>,
+    pub capacity: Capacity,
+}
+
+/// A semaphore of review permits that knows how many it started with, so the in-flight gauge
+/// is read off it when scraped instead of kept up to date by every review.
+pub struct Capacity {
+    permits: tokio::sync::Semaphore,
+    total: usize,
+}
+
+impl Capacity {
+    pub fn new(total: usize) -> Capacity {
+        Capacity {
+            permits: tokio::sync::Semaphore::new(total),
+            total,
+        }
+    }
+
+    /// Permits held now: reviews being evaluated.
+    fn in_use(&self) -> usize {
+        self.total.saturating_sub(self.permits.available_permits())
+    }
 }
 
 /// Reviews in flight per CPU before new ones queue. Evaluation costs microseconds, so this only
@@ -192,19 +212,21 @@ async fn answer(
     // Answer with a margin: the API server counts network time against the same timeout.
     let deadline = started + timeout.mul_f32(0.8);
     // Queue for capacity only until the deadline; then answer per the policy's `on_overload`
-    // rather than let the API server time out.
-    state.metrics.queued.inc();
-    let permit =
-        tokio::time::timeout_at(deadline.into(), state.capacity.clone().acquire_owned()).await;
-    state.metrics.queued.dec();
-    let result = match permit {
-        Ok(Ok(_permit)) => {
-            state.metrics.in_flight.inc();
-            let result = state.admission.review(&body, stage, deadline).await;
-            state.metrics.in_flight.dec();
-            result
+    // rather than let the API server time out. Only a review that has to wait pays for the timer
+    // and the queue gauge.
+    let permit = match state.capacity.permits.try_acquire() {
+        Ok(permit) => Some(permit),
+        Err(_) => {
+            state.metrics.queued.inc();
+            let waited =
+                tokio::time::timeout_at(deadline.into(), state.capacity.permits.acquire()).await;
+            state.metrics.queued.dec();
+            waited.ok().and_then(Result::ok)
         }
-        _ => {
+    };
+    let result = match permit {
+        Some(_permit) => state.admission.review(&body, stage, deadline).await,
+        None => {
             state
                 .metrics
                 .overloaded
@@ -253,6 +275,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let in_use = state.capacity.in_use();
+    state
+        .metrics
+        .in_flight
+        .set(i64::try_from(in_use).unwrap_or(i64::MAX));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
