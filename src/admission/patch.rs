@@ -9,6 +9,7 @@
 use crate::pod::Pod;
 use crate::policy::arch::ArchSet;
 use crate::policy::evaluate::{Mutation, ARCH_ANNOTATION, ARCH_LABEL};
+use crate::swar::needs_json_escape;
 use serde::ser::{Error as _, SerializeStruct};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -69,13 +70,30 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
 
 /// A JSON string literal appended to `out`, escaped as serde_json escapes it.
 pub(super) fn json_string(out: &mut Vec<u8>, s: &str) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(out, s);
+    // Most strings here (paths, label keys, architectures) need no escape, which a word-wide
+    // check tells faster than serde_json's byte-by-byte table.
+    if needs_json_escape(s.as_bytes()) {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 /// A JSON string literal.
 fn quoted(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    if needs_json_escape(s.as_bytes()) {
+        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    } else {
+        let mut literal = String::with_capacity(s.len() + 2);
+        literal.push('"');
+        literal.push_str(s);
+        literal.push('"');
+        literal
+    }
 }
 
 /// Escapes a map key for use as a JSON Pointer segment (`kubernetes.io/arch` -> `kubernetes.io~1arch`).
@@ -269,6 +287,31 @@ fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
                     .into_iter()
                     .map(|p| add(format!("{base}/{PREFERRED}/-"), p)),
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn string_literals_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "kubernetes.io/arch",
+            "/spec/affinity/nodeAffinity",
+            "quote \" and backslash \\",
+            "tab\tnew line\ncontrol \u{1} delete \u{7f}",
+            "ünïcödé ✓ 😀",
+            "a long value without anything to escape, longer than a word or two",
+        ] {
+            let expected = serde_json::to_string(s).unwrap();
+            let mut out = b"prefix".to_vec();
+            json_string(&mut out, s);
+            assert_eq!(out, [b"prefix".as_slice(), expected.as_bytes()].concat());
+            assert_eq!(quoted(s), expected);
         }
     }
 }

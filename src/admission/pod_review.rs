@@ -25,8 +25,9 @@ use std::collections::BTreeMap;
 /// The review in `body` when it is a review of a pod (with no `oldObject`) in the shape the API
 /// server sends; `None` otherwise.
 pub fn decode<'a>(body: &[u8]) -> Option<ReviewIn<'a>> {
-    // Once over the whole body instead of once per string: most strings here are a few bytes.
-    let text = std::str::from_utf8(body).ok()?;
+    // Once over the whole body instead of once per string (most strings here are a few bytes),
+    // with SIMD: std's check alone took a sixth of the decode under load.
+    let text = simdutf8::basic::from_utf8(body).ok()?;
     let walk = Walk {
         text,
         body,

@@ -7,6 +7,7 @@
 //! therefore reduced to an explicit registry, a full repository path, and a tag
 //! and/or digest before anything else looks at it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -118,7 +119,7 @@ impl ImageRef {
         // the first ':' left starts the tag.
         let (path, tag) = match split_at_byte(&remainder, b':') {
             Some((path, tag)) => (path, Some(tag)),
-            None => (remainder.as_str(), None),
+            None => (&*remainder, None),
         };
 
         // Same order as distribution: upper case is the most common mistake and
@@ -129,7 +130,7 @@ impl ImageRef {
         if registry != DEFAULT_REGISTRY && !is_valid_registry(registry) {
             return Err(ReferenceError::InvalidRegistry(owned()));
         }
-        if !path.split('/').all(is_path_component) {
+        if !path.as_bytes().split(|&b| b == b'/').all(is_path_component) {
             return Err(ReferenceError::InvalidRepository(owned()));
         }
         if path.len() > MAX_REPOSITORY_LEN {
@@ -214,7 +215,7 @@ impl FromStr for ImageRef {
 
 /// Splits `name[:tag]` into registry and `path[:tag]` using Docker's heuristic
 /// for whether the first component is a host.
-fn split_docker_domain(name: &str) -> (&str, String) {
+fn split_docker_domain(name: &str) -> (&str, Cow<'_, str>) {
     let (registry, remote) = match split_at_byte(name, b'/') {
         // A single component can never be a host: "localhost:5000" alone is
         // the image "localhost" with tag "5000", as in Docker.
@@ -234,9 +235,9 @@ fn split_docker_domain(name: &str) -> (&str, String) {
         }
     };
     let remote = if registry == DEFAULT_REGISTRY && !remote.bytes().any(|b| b == b'/') {
-        [OFFICIAL_REPO_PREFIX, remote].concat()
+        Cow::Owned([OFFICIAL_REPO_PREFIX, remote].concat())
     } else {
-        remote.to_owned()
+        Cow::Borrowed(remote)
     };
     (registry, remote)
 }
@@ -319,8 +320,7 @@ fn is_domain_name(host: &str) -> bool {
 }
 
 /// `[a-z0-9]+` runs joined by exactly one of `.`, `_`, `__` or a run of `-`.
-fn is_path_component(component: &str) -> bool {
-    let b = component.as_bytes();
+fn is_path_component(b: &[u8]) -> bool {
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let mut i = 0;
     loop {
