@@ -256,17 +256,7 @@ impl Walk<'_> {
     /// As `RequestVisitor` decodes it, for a pod: `kind` first, then the object.
     fn request<'a>(&self, at: usize) -> Option<(RequestIn<'a>, usize)> {
         let (mut uid, mut kind) = (None, None::<GroupVersionKind>);
-        let mut request = RequestIn {
-            uid: String::new(),
-            kind: GroupVersionKind::default(),
-            sub_resource: None,
-            name: None,
-            namespace: None,
-            operation: String::new(),
-            object: ObjectIn::Absent,
-            old_object: None,
-            dry_run: None,
-        };
+        let mut request = RequestIn::default();
         let end = self.object(at, &REQUEST, |field, at| match field {
             RequestField::Uid => {
                 let (text, end) = self.string(at)?;

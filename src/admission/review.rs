@@ -56,7 +56,7 @@ pub struct ReviewIn<'a> {
 /// One admission request. `object` is decoded in the same pass as the envelope: straight into a
 /// [`Pod`] when `kind` (which the API server writes first) says it is one, kept raw otherwise.
 /// Skipping over a pod's managedFields dominates the admission path, so it is done once.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RequestIn<'a> {
     pub uid: String,
     pub kind: GroupVersionKind,
@@ -70,8 +70,9 @@ pub struct RequestIn<'a> {
 }
 
 /// The request's object, as far as it has been decoded.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum ObjectIn<'a> {
+    #[default]
     Absent,
     Pod(Box<Pod>),
     Raw(&'a RawValue),
@@ -94,17 +95,7 @@ impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestIn<'a>, A::Error> {
         let (mut uid, mut kind) = (None, None::<GroupVersionKind>);
-        let mut req = RequestIn {
-            uid: String::new(),
-            kind: GroupVersionKind::default(),
-            sub_resource: None,
-            name: None,
-            namespace: None,
-            operation: String::new(),
-            object: ObjectIn::Absent,
-            old_object: None,
-            dry_run: None,
-        };
+        let mut req = RequestIn::default();
         while let Some(Key(key)) = map.next_key()? {
             match &*key {
                 "uid" => uid = Some(map.next_value()?),
