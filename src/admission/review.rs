@@ -1,9 +1,9 @@
 //! The admission.k8s.io/v1 AdmissionReview wire format: what the API server sends and what we answer.
 //!
 //! Only the fields the decision needs are decoded: a pod's review by a walk over the body that
-//! builds them (`pod_review.rs`), anything else by serde_json in one pass. The response is written by hand,
-//! not through kube-rs, which serialises `patch` as an array of numbers (kube-rs issue #1781)
-//! that the API server rejects: the API wants base64 text.
+//! builds them (`pod_review.rs`), anything else by serde_json in one pass. The response is
+//! written by hand, not through kube-rs, which serialises `patch` as an array of numbers (kube-rs
+//! issue #1781) that the API server rejects: the API wants base64 text.
 
 use super::patch::json_string;
 use super::{pod_review, BadReview};
@@ -53,9 +53,9 @@ pub struct ReviewIn<'a> {
     pub request: Option<RequestIn<'a>>,
 }
 
-/// One admission request. `object` is decoded in the same pass as the envelope: straight into a
-/// [`Pod`] when `kind` (which the API server writes first) says it is one, kept raw otherwise.
-/// Skipping over a pod's managedFields dominates the admission path, so it is done once.
+/// One admission request. Read by serde_json (when `pod_review` gives up), `object` is decoded in
+/// the same pass as the envelope: straight into a [`Pod`] when `kind` (which the API server writes
+/// first) says it is one, kept raw otherwise, so the body is read once.
 #[derive(Debug, Default)]
 pub struct RequestIn<'a> {
     pub uid: String,
