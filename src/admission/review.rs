@@ -23,18 +23,25 @@ pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s
 /// else in one pass over the whole body. A review whose pod does not decode is read again as the
 /// envelope alone, so the denial can name the pod and say what is wrong with it.
 pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
-    match pod_review::decode(body) {
+    let text = simdutf8::basic::from_utf8(body).ok();
+    match text.and_then(pod_review::decode) {
         Some(review) => Ok(review),
-        None => decode_whole(body),
+        None => decode_serde(body, text),
     }
 }
 
-/// Decodes the whole body, every member of it read by serde_json.
+/// Decodes the whole body, every member of it read by serde_json: what the tests hold the walk to.
+#[cfg(test)]
 pub(super) fn decode_whole(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
-    // Validating UTF-8 once up front lets serde_json skip it for every string it reads.
-    let decoded = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
+    decode_serde(body, simdutf8::basic::from_utf8(body).ok())
+}
+
+/// serde_json over the whole body; `text` is the body when it is UTF-8. Checking it once, up
+/// front and with SIMD, lets serde_json and the walk skip the check for every string they read.
+fn decode_serde<'a>(body: &'a [u8], text: Option<&'a str>) -> Result<ReviewIn<'a>, BadReview> {
+    let decoded = match text {
+        Some(text) => serde_json::from_str(text),
+        None => serde_json::from_slice(body),
     };
     match decoded {
         Ok(review) => Ok(review),
@@ -109,9 +116,7 @@ impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
                 "dryRun" => req.dry_run = map.next_value()?,
                 "oldObject" => req.old_object = map.next_value()?,
                 "object" => {
-                    let is_pod = kind
-                        .as_ref()
-                        .is_some_and(|k| k.group.is_empty() && k.kind == "Pod");
+                    let is_pod = kind.as_ref().is_some_and(GroupVersionKind::is_pod);
                     req.object = if is_pod {
                         map.next_value::<Option<Pod>>()?
                             .map_or(ObjectIn::Absent, |p| ObjectIn::Pod(Box::new(p)))
@@ -213,6 +218,11 @@ pub struct GroupVersionKind {
 }
 
 impl GroupVersionKind {
+    /// Whether this names the core group's Pod, whatever the version.
+    pub fn is_pod(&self) -> bool {
+        self.group.is_empty() && self.kind == "Pod"
+    }
+
     /// "apps/v1 Deployment", "v1 Pod".
     pub fn describe(&self) -> String {
         if self.group.is_empty() {
