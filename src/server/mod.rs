@@ -1,5 +1,6 @@
 //! The HTTPS server: accept, TLS, HTTP/1.1 or HTTP/2, the router, and graceful shutdown.
 
+mod coalesce;
 pub mod metrics;
 pub mod routes;
 pub mod tls;
@@ -66,7 +67,8 @@ pub async fn serve(
                     return;
                 }
             };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(coalesce::Unvectored(tls)), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
