@@ -14,7 +14,7 @@ pub const fn zero_bytes(word: u64) -> u64 {
 }
 
 /// Likewise for the bytes below `n` (at most 0x80).
-const fn bytes_below(word: u64, n: u8) -> u64 {
+pub const fn bytes_below(word: u64, n: u8) -> u64 {
     word.wrapping_sub(splat(n)) & !word & splat(0x80)
 }
 

@@ -18,7 +18,6 @@
 use super::review::{GroupVersionKind, ObjectIn, RequestIn, ReviewIn};
 use super::skip::{self, Skipper};
 use crate::pod::{Container, ObjectMeta, OwnerReference, Pod, PodSpec, Resources, Toleration};
-use crate::swar::needs_json_escape;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
@@ -458,8 +457,9 @@ impl Walk<'_> {
         })
     }
 
-    /// Calls `read` with each member's name (which must have no escapes) and where its value
-    /// starts; `read` returns where the value ends. Returns where the object ends.
+    /// Calls `read` with each member's name (which must have no escapes or control characters)
+    /// and where its value starts; `read` returns where the value ends. Returns where the object
+    /// ends.
     fn members(
         &self,
         at: usize,
@@ -470,7 +470,7 @@ impl Walk<'_> {
             return Some(at + 1);
         }
         loop {
-            let name_end = skip::name_end(self.body, self.expect(at, b'"')?)?;
+            let name_end = skip::plain_string_end(self.body, self.expect(at, b'"')?)?;
             let name = self.text.get(at + 1..name_end - 1)?;
             let value = self.space(self.expect(self.space(name_end), b':')?);
             at = self.space(read(name, value)?);
@@ -508,14 +508,12 @@ impl Walk<'_> {
     /// A string. One with escapes (or a control character, which serde refuses) is serde_json's
     /// to read.
     fn string(&self, at: usize) -> Option<(String, usize)> {
-        let end = skip::string_end(self.body, self.expect(at, b'"')?)?;
-        let content = self.text.get(at + 1..end - 1)?;
-        let text = if needs_json_escape(content.as_bytes()) {
-            serde_json::from_str(self.text.get(at..end)?).ok()?
-        } else {
-            content.to_owned()
-        };
-        Some((text, end))
+        let start = self.expect(at, b'"')?;
+        if let Some(end) = skip::plain_string_end(self.body, start) {
+            return Some((self.text.get(start..end - 1)?.to_owned(), end));
+        }
+        let end = skip::string_end(self.body, start)?;
+        Some((serde_json::from_str(self.text.get(at..end)?).ok()?, end))
     }
 
     /// An object of strings (labels, annotations, a node selector, quantities), each value made
@@ -529,18 +527,10 @@ impl Walk<'_> {
         let end = self.members(at, |name, at| {
             let (text, end) = self.string(at)?;
             // A key given twice keeps its last value, as serde_json's map does.
-            map.insert(self.key(name)?, value(text));
+            map.insert(name.to_owned(), value(text));
             Some(end)
         })?;
         Some((map, end))
-    }
-
-    /// A member name as a map key: one with a control character is serde's to refuse.
-    fn key(&self, name: &str) -> Option<String> {
-        if needs_json_escape(name.as_bytes()) {
-            return None;
-        }
-        Some(name.to_owned())
     }
 
     /// An integer as serde_json reads one into an `i64`; `None` for anything it might read
@@ -851,8 +841,11 @@ mod tests {
                 r#""tolerationSeconds":300"#,
                 r#""tolerationSeconds":300,"toleration_seconds":1"#,
             ),
-            // A control character in a string; an escaped member name.
+            // A control character in a string, in a map key, in the name of a member skipped;
+            // an escaped member name.
             (r#""app":"web""#, "\"app\":\"w\u{1}b\""),
+            (r#""app":"web""#, "\"a\u{1}p\":\"web\""),
+            (r#""dnsPolicy":"#, "\"dns\u{1f}Policy\":"),
             (r#""labels":{"#, r#""lab\u0065ls":{"#),
             // The object before its kind; an old object.
             (r#""oldObject":null"#, r#""oldObject":{}"#),

@@ -10,7 +10,7 @@
 //! What is skipped is matched for brackets and strings but not otherwise checked: a value that is
 //! not JSON inside a skipped member goes unnoticed. The API server only sends JSON it has parsed.
 
-use crate::swar::{splat, zero_bytes};
+use crate::swar::{bytes_below, splat, zero_bytes};
 use wide::u8x16;
 
 /// Finds where the values of one body end. Only the values skipped are classified, each from
@@ -102,10 +102,26 @@ pub fn string_end(b: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
-/// Like [`string_end`] for a member name, but `None` when it holds an escape: a name is compared
-/// as written, so one spelled with escapes cannot be told from another.
-pub fn name_end(b: &[u8], at: usize) -> Option<usize> {
-    let at = quote_or_backslash(b, at)?;
+/// Like [`string_end`], but `None` when a backslash or a control character comes before the
+/// closing quote: the end of a string that reads as written, found in the same pass that tells
+/// it needs nothing done. Member names are read this way (one spelled with escapes cannot be told
+/// from another, and serde_json refuses a control character), and most string values.
+pub fn plain_string_end(b: &[u8], mut at: usize) -> Option<usize> {
+    while let Some(chunk) = b.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let found = zero_bytes(word ^ splat(b'"'))
+            | zero_bytes(word ^ splat(b'\\'))
+            | bytes_below(word, 0x20);
+        if found != 0 {
+            let at = at + (found.trailing_zeros() / 8) as usize;
+            return (b[at] == b'"').then_some(at + 1);
+        }
+        at += 8;
+    }
+    let at = at
+        + b.get(at..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
     (b[at] == b'"').then_some(at + 1)
 }
 
@@ -245,6 +261,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_plain_string_ends_where_a_string_ends_unless_it_holds_an_escape_or_control() {
+        for len in 0..20 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut s = vec![b'a'; len];
+                    s[at] = byte;
+                    s.extend_from_slice(b"\"x\\\"\"");
+                    let end = string_end(&s, 0);
+                    let plain = end.filter(|&end| !crate::swar::needs_json_escape(&s[..end - 1]));
+                    assert_eq!(plain_string_end(&s, 0), plain, "{byte:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert_eq!(plain_string_end(b"abc", 0), None, "no closing quote");
     }
 
     #[test]
