@@ -306,17 +306,16 @@ fn is_ipv6_literal(addr: &str) -> bool {
 }
 
 fn is_domain_name(host: &str) -> bool {
-    host.split('.').all(|label| {
-        let b = label.as_bytes();
-        match (b.first(), b.last()) {
+    host.as_bytes()
+        .split(|&c| c == b'.')
+        .all(|b| match (b.first(), b.last()) {
             (Some(first), Some(last)) => {
                 first.is_ascii_alphanumeric()
                     && last.is_ascii_alphanumeric()
                     && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
             }
             _ => false,
-        }
-    })
+        })
 }
 
 /// `[a-z0-9]+` runs joined by exactly one of `.`, `_`, `__` or a run of `-`.
