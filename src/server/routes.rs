@@ -4,12 +4,11 @@ use super::metrics::Metrics;
 use crate::admission::Admission;
 use crate::policy::Stage;
 use axum::body::Body;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,10 +108,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The request body of a review: JSON content type, bounded size.
-pub struct ReviewBody(bytes::Bytes);
+/// A review as the API server sends it: a JSON body of bounded size, and the `?timeout=` it
+/// appends to the webhook's URL.
+pub struct ReviewRequest {
+    body: bytes::Bytes,
+    timeout: Option<Duration>,
+}
 
-impl<S: Send + Sync> FromRequest<S> for ReviewBody {
+impl<S: Send + Sync> FromRequest<S> for ReviewRequest {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
@@ -128,17 +131,16 @@ impl<S: Send + Sync> FromRequest<S> for ReviewBody {
                 format!("content type {content_type:?} is not accepted: send the AdmissionReview as application/json"),
             ));
         }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        let timeout = req.uri().query().and_then(timeout_param);
+        let body: Body = req.into_body();
+        // The declared Content-Length, as hyper read it: refused before a byte is read.
+        if usize::try_from(axum::body::HttpBody::size_hint(&body).lower())
+            .map_or(true, |n| n > MAX_BODY_BYTES)
+        {
             return Err(too_large());
         }
-        let body: Body = req.into_body();
         match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(bytes) => Ok(ReviewBody(bytes)),
+            Ok(body) => Ok(ReviewRequest { body, timeout }),
             Err(e) if is_length_limit(&e) => Err(too_large()),
             Err(e) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -166,36 +168,31 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-#[derive(Deserialize)]
-pub struct ReviewParams {
-    timeout: Option<String>,
+/// The `timeout` parameter of a query string (`timeout=10s`); the API server writes nothing
+/// there that needs percent-decoding.
+fn timeout_param(query: &str) -> Option<Duration> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("timeout="))
+        .and_then(parse_go_duration)
 }
 
-type MaybeBody = Result<ReviewBody, ApiError>;
+type MaybeReview = Result<ReviewRequest, ApiError>;
 
-async fn mutate(
-    state: State<Arc<AppState>>,
-    params: Query<ReviewParams>,
-    body: MaybeBody,
-) -> Result<Response, ApiError> {
-    answer(state, params, body, Stage::Mutate).await
+async fn mutate(state: State<Arc<AppState>>, review: MaybeReview) -> Result<Response, ApiError> {
+    answer(state, review, Stage::Mutate).await
 }
 
-async fn validate(
-    state: State<Arc<AppState>>,
-    params: Query<ReviewParams>,
-    body: MaybeBody,
-) -> Result<Response, ApiError> {
-    answer(state, params, body, Stage::Validate).await
+async fn validate(state: State<Arc<AppState>>, review: MaybeReview) -> Result<Response, ApiError> {
+    answer(state, review, Stage::Validate).await
 }
 
 async fn answer(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<ReviewParams>,
-    body: MaybeBody,
+    review: MaybeReview,
     stage: Stage,
 ) -> Result<Response, ApiError> {
-    let ReviewBody(body) = body.inspect_err(|e| {
+    let ReviewRequest { body, timeout } = review.inspect_err(|e| {
         state
             .metrics
             .rejected
@@ -204,11 +201,7 @@ async fn answer(
     })?;
     let started = Instant::now();
     let endpoint = super::metrics::endpoint(stage);
-    let timeout = params
-        .timeout
-        .as_deref()
-        .and_then(parse_go_duration)
-        .unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     // Answer with a margin: the API server counts network time against the same timeout.
     let deadline = started + timeout.mul_f32(0.8);
     // Queue for capacity only until the deadline; then answer per the policy's `on_overload`
@@ -330,5 +323,17 @@ mod tests {
         assert_eq!(parse_go_duration("s"), None);
         assert_eq!(parse_go_duration(""), None);
         assert_eq!(parse_go_duration("5x"), None);
+    }
+
+    #[test]
+    fn the_timeout_is_read_from_anywhere_in_the_query() {
+        assert_eq!(timeout_param("timeout=10s"), Some(Duration::from_secs(10)));
+        assert_eq!(
+            timeout_param("dryRun=true&timeout=500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(timeout_param("timeout="), None);
+        assert_eq!(timeout_param("timeouts=1s"), None);
+        assert_eq!(timeout_param(""), None);
     }
 }
