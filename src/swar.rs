@@ -24,19 +24,34 @@ pub fn needs_json_escape(s: &[u8]) -> bool {
     for chunk in &mut chunks {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(bytes);
-        if zero_bytes(word ^ splat(b'"'))
-            | zero_bytes(word ^ splat(b'\\'))
-            | bytes_below(word, 0x20)
-            != 0
-        {
+        if escapes_in(u64::from_le_bytes(bytes)) {
             return true;
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let rest = chunks.remainder();
+    // The last bytes: the eight that end the string, in one more word (looking at some twice is
+    // harmless); in a string shorter than that, its first and last four; in one shorter still,
+    // each byte. Field names and values in logs and patches are mostly short.
+    if rest.is_empty() {
+        return false;
+    }
+    let word = match (
+        s.last_chunk::<8>(),
+        s.first_chunk::<4>(),
+        s.last_chunk::<4>(),
+    ) {
+        (Some(last), _, _) => u64::from_le_bytes(*last),
+        (None, Some(first), Some(last)) => {
+            u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << 32
+        }
+        _ => return rest.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'),
+    };
+    escapes_in(word)
+}
+
+/// Whether any byte of `word` is a quote, a backslash or a control character.
+const fn escapes_in(word: u64) -> bool {
+    zero_bytes(word ^ splat(b'"')) | zero_bytes(word ^ splat(b'\\')) | bytes_below(word, 0x20) != 0
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! serde map or formatting each value into a temporary string first, which made tracing's
 //! formatter a twentieth of the admission path's CPU.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
@@ -15,6 +16,11 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// The event formatter for `--log-format json`.
 pub struct JsonLines;
+
+thread_local! {
+    /// The line being put together, kept from one event to the next on each thread.
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
 
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
@@ -27,99 +33,127 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        // The line is put together in a String of its own and handed over whole: the writer is a
-        // `dyn Write`, and a line is a hundred small writes.
-        let mut line = String::with_capacity(512);
-        let meta = event.metadata();
-        line.push_str("{\"timestamp\":\"");
-        write_timestamp(&mut line, SystemTime::now())?;
-        line.push_str("\",\"level\":\"");
-        line.push_str(meta.level().as_str());
-        line.push('"');
-        let mut fields = Fields {
-            out: &mut line,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        line.push_str(",\"target\":");
-        write_str(&mut line, meta.target())?;
-        line.push_str("}\n");
-        writer.write_str(&line)
+        // The line is put together in a String and handed over whole: the writer is a
+        // `dyn Write`, and a line is a hundred small writes. An event logged while a field is
+        // formatted (a Debug impl that logs) finds the buffer taken and gets one of its own.
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                write_line(&mut line, event);
+                writer.write_str(&line)
+            }
+            Err(_) => {
+                let mut line = String::with_capacity(512);
+                write_line(&mut line, event);
+                writer.write_str(&line)
+            }
+        })
     }
 }
 
-/// Writes each field as `,"name":value`, remembering the first error (`Visit` cannot return one).
-struct Fields<'w, W> {
-    out: &'w mut W,
-    result: fmt::Result,
+fn write_line(line: &mut String, event: &Event<'_>) {
+    let meta = event.metadata();
+    line.push_str("{\"timestamp\":\"");
+    write_timestamp(line, SystemTime::now());
+    line.push_str("\",\"level\":\"");
+    line.push_str(meta.level().as_str());
+    line.push('"');
+    event.record(&mut Fields { out: line });
+    line.push_str(",\"target\":");
+    push_str(line, meta.target());
+    line.push_str("}\n");
 }
 
-impl<W: Write> Fields<'_, W> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = (|| {
-                self.out.write_char(',')?;
-                write_str(self.out, field.name())?;
-                self.out.write_char(':')?;
-                value(self.out)
-            })();
-        }
+/// Writes each field as `,"name":value`. Writing into a String cannot fail, so nothing here
+/// carries a `fmt::Result`.
+struct Fields<'w> {
+    out: &'w mut String,
+}
+
+impl Fields<'_> {
+    fn name(&mut self, field: &Field) {
+        self.out.push(',');
+        push_str(self.out, field.name());
+        self.out.push(':');
     }
 }
 
-impl<W: Write> Visit for Fields<'_, W> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |out| write_str(out, value));
+        self.name(field);
+        push_str(self.out, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.name(field);
+        self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.name(field);
+        push_digits(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.name(field);
+        if value < 0 {
+            self.out.push('-');
+        }
+        push_digits(self.out, value.unsigned_abs());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        self.name(field);
         // JSON has no NaN or infinity; tracing's formatter writes null for them too.
-        self.field(field, |out| {
-            if value.is_finite() {
-                write!(out, "{value}")
-            } else {
-                out.write_str("null")
-            }
-        });
+        if value.is_finite() {
+            let _ = write!(self.out, "{value}");
+        } else {
+            self.out.push_str("null");
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |out| {
-            out.write_char('"')?;
-            write!(Escaped(out), "{value:?}")?;
-            out.write_char('"')
-        });
+        self.name(field);
+        self.out.push('"');
+        let _ = write!(Escaped(self.out), "{value:?}");
+        self.out.push('"');
     }
 }
 
 /// A JSON string literal.
-fn write_str(out: &mut impl Write, s: &str) -> fmt::Result {
-    out.write_char('"')?;
-    Escaped(out).write_str(s)?;
-    out.write_char('"')
+fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    // Writing into a String cannot fail.
+    let _ = Escaped(out).write_str(s);
+    out.push('"');
+}
+
+/// An unsigned integer in decimal, without `fmt`'s padding and flags machinery.
+fn push_digits(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// Escapes what it is given for the inside of a JSON string, copying runs that need no escape whole.
-struct Escaped<'w, W>(&'w mut W);
+struct Escaped<'w>(&'w mut String);
 
-impl<W: Write> Write for Escaped<'_, W> {
+impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Most values need no escape at all: one pass to see, eight bytes at a time, one copy.
         if !crate::swar::needs_json_escape(s.as_bytes()) {
-            return self.0.write_str(s);
+            self.0.push_str(s);
+            return Ok(());
         }
         let mut start = 0;
         for (i, b) in s.bytes().enumerate() {
@@ -132,28 +166,29 @@ impl<W: Write> Write for Escaped<'_, W> {
                 0..=0x1f => "",
                 _ => continue,
             };
-            self.0.write_str(&s[start..i])?;
+            self.0.push_str(&s[start..i]);
             if escape.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
+                let _ = write!(self.0, "\\u{b:04x}");
             } else {
-                self.0.write_str(escape)?;
+                self.0.push_str(escape);
             }
             start = i + 1;
         }
-        self.0.write_str(&s[start..])
+        self.0.push_str(&s[start..]);
+        Ok(())
     }
 }
 
 /// RFC 3339 in UTC with microseconds, as tracing-subscriber writes it: `2026-11-22T19:31:46.598949Z`.
 /// Digits are placed by hand: `write!` with width specifiers cost more than the rest of the line.
-fn write_timestamp(out: &mut impl Write, now: SystemTime) -> fmt::Result {
+fn write_timestamp(out: &mut String, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let of_day = secs % 86_400;
     if !(0..=9999).contains(&year) {
         // More than four digits: no real clock gets here, but the line stays correct.
-        return write!(
+        let _ = write!(
             out,
             "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
             of_day / 3600,
@@ -161,6 +196,7 @@ fn write_timestamp(out: &mut impl Write, now: SystemTime) -> fmt::Result {
             of_day % 60,
             since.subsec_micros()
         );
+        return;
     }
     let mut text = *b"0000-00-00T00:00:00.000000Z";
     let mut put = |at: usize, width: usize, mut value: u64| {
@@ -177,7 +213,7 @@ fn write_timestamp(out: &mut impl Write, now: SystemTime) -> fmt::Result {
     put(17, 2, of_day % 60);
     put(20, 6, since.subsec_micros().into());
     // Only ASCII digits and separators were written.
-    out.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -235,6 +271,9 @@ mod tests {
                 uid = %"a\"b\\c\nd\u{1}é",
                 n = 42u64,
                 neg = -7i64,
+                zero = 0u64,
+                max = u64::MAX,
+                min = i64::MIN,
                 ratio = 0.5f64,
                 nan = f64::NAN,
                 ok = true,
@@ -251,6 +290,9 @@ mod tests {
         assert_eq!(line["uid"], "a\"b\\c\nd\u{1}é");
         assert_eq!(line["n"], 42);
         assert_eq!(line["neg"], -7);
+        assert_eq!(line["zero"], 0);
+        assert_eq!(line["max"], u64::MAX);
+        assert_eq!(line["min"], i64::MIN);
         assert_eq!(line["ratio"], 0.5);
         assert!(line["nan"].is_null());
         assert_eq!(line["ok"], true);
@@ -278,7 +320,7 @@ mod tests {
         let at = |secs: u64, micros: u64| {
             let mut s = String::new();
             let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
-            write_timestamp(&mut s, t).unwrap();
+            write_timestamp(&mut s, t);
             s
         };
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
