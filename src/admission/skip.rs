@@ -13,81 +13,70 @@
 use crate::swar::{bytes_below, splat, zero_bytes};
 use wide::u8x16;
 
-/// Finds where the values of one body end. Only the values skipped are classified, each from
-/// its own first byte: the walk reads the rest itself, and an index of the whole body built up
-/// front spent a third of its work on bytes nobody skipped.
-pub struct Skipper<'b> {
-    body: &'b [u8],
+/// The index just past the value that starts at `at` in `body` (no leading whitespace), or
+/// `None` when the body ends first or there is no value there. Only the values skipped are ever
+/// classified, each from its own first byte: the walk reads the rest itself (an index of the
+/// whole body, built up front, spent a third of its work on bytes nobody skipped).
+pub fn value_end(body: &[u8], at: usize) -> Option<usize> {
+    match *body.get(at)? {
+        b'{' | b'[' => container_end(body, at),
+        b'"' => string_end(body, at + 1),
+        _ => {
+            let len = body[at..]
+                .iter()
+                .position(|&c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(body.len() - at);
+            (len > 0).then_some(at + len)
+        }
+    }
 }
 
-impl<'b> Skipper<'b> {
-    pub fn new(body: &'b [u8]) -> Skipper<'b> {
-        Skipper { body }
+/// The index just past the bracket that closes the object or array opening at `at`. The bracket
+/// is outside any string (the caller found it as a value), so the blocks from it on start
+/// outside one too.
+fn container_end(body: &[u8], at: usize) -> Option<usize> {
+    // `{}` and `[]` (an empty securityContext, emptyDir, status) need no block at all.
+    if matches!(body.get(at + 1), Some(b'}' | b']')) {
+        return Some(at + 2);
     }
-
-    /// The index just past the value that starts at `at` (no leading whitespace), or `None` when
-    /// the body ends first or there is no value there.
-    pub fn value_end(&self, at: usize) -> Option<usize> {
-        match *self.body.get(at)? {
-            b'{' | b'[' => self.container_end(at),
-            b'"' => string_end(self.body, at + 1),
-            _ => {
-                let len = self.body[at..]
-                    .iter()
-                    .position(|&c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                    .unwrap_or(self.body.len() - at);
-                (len > 0).then_some(at + len)
+    // Carried from block to block: whether the block ends inside a string (all ones or
+    // zero), and whether its last byte is an unescaped backslash (1 or 0).
+    let (mut in_string, mut escape) = (0u64, 0u64);
+    let mut depth = 0u32;
+    let mut from = at;
+    loop {
+        let rest = body.get(from..).filter(|rest| !rest.is_empty())?;
+        let block = match rest.first_chunk::<64>() {
+            Some(whole) => Block::classify(whole),
+            None => {
+                let mut padded = [b' '; 64];
+                padded[..rest.len()].copy_from_slice(rest);
+                Block::classify(&padded)
             }
-        }
-    }
-
-    /// The index just past the bracket that closes the object or array opening at `at`. The
-    /// bracket is outside any string (the caller found it as a value), so the blocks from it on
-    /// start outside one too.
-    fn container_end(&self, at: usize) -> Option<usize> {
-        // `{}` and `[]` (an empty securityContext, emptyDir, status) need no block at all.
-        if matches!(self.body.get(at + 1), Some(b'}' | b']')) {
-            return Some(at + 2);
-        }
-        // Carried from block to block: whether the block ends inside a string (all ones or
-        // zero), and whether its last byte is an unescaped backslash (1 or 0).
-        let (mut in_string, mut escape) = (0u64, 0u64);
-        let mut depth = 0u32;
-        let mut from = at;
-        loop {
-            let rest = self.body.get(from..).filter(|rest| !rest.is_empty())?;
-            let block = match rest.first_chunk::<64>() {
-                Some(whole) => Block::classify(whole),
-                None => {
-                    let mut padded = [b' '; 64];
-                    padded[..rest.len()].copy_from_slice(rest);
-                    Block::classify(&padded)
-                }
-            };
-            let escaped = escaped(block.backslashes, &mut escape);
-            let strings = prefix_xor(block.quotes & !escaped) ^ in_string;
-            in_string = 0u64.wrapping_sub(strings >> 63);
-            let (opens, closes) = (block.opens & !strings, block.closes & !strings);
-            if closes.count_ones() < depth {
-                // The value cannot end in this block.
-                depth = depth + opens.count_ones() - closes.count_ones();
-            } else {
-                let mut brackets = opens | closes;
-                while brackets != 0 {
-                    let bit = brackets & brackets.wrapping_neg();
-                    if opens & bit != 0 {
-                        depth += 1;
-                    } else {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some(from + bit.trailing_zeros() as usize + 1);
-                        }
+        };
+        let escaped = escaped(block.backslashes, &mut escape);
+        let strings = prefix_xor(block.quotes & !escaped) ^ in_string;
+        in_string = 0u64.wrapping_sub(strings >> 63);
+        let (opens, closes) = (block.opens & !strings, block.closes & !strings);
+        if closes.count_ones() < depth {
+            // The value cannot end in this block.
+            depth = depth + opens.count_ones() - closes.count_ones();
+        } else {
+            let mut brackets = opens | closes;
+            while brackets != 0 {
+                let bit = brackets & brackets.wrapping_neg();
+                if opens & bit != 0 {
+                    depth += 1;
+                } else {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(from + bit.trailing_zeros() as usize + 1);
                     }
-                    brackets ^= bit;
                 }
+                brackets ^= bit;
             }
-            from += 64;
         }
+        from += 64;
     }
 }
 
@@ -237,11 +226,7 @@ mod tests {
             );
             for tail in ["", ",", " ,1", "]", "}"] {
                 let text = format!("{case}{tail}");
-                assert_eq!(
-                    Skipper::new(text.as_bytes()).value_end(0),
-                    Some(case.len()),
-                    "{text}"
-                );
+                assert_eq!(value_end(text.as_bytes(), 0), Some(case.len()), "{text}");
             }
         }
     }
@@ -251,13 +236,16 @@ mod tests {
         let body = include_str!(
             "../../tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json"
         );
-        let skipper = Skipper::new(body.as_bytes());
         // Every object, array and string in the body (and some bytes inside strings that look
         // like one, which serde_json rejects).
         for (start, c) in body.char_indices() {
             if matches!(c, '{' | '[' | '"') {
                 if let Some(end) = serde_end(&body[start..]) {
-                    assert_eq!(skipper.value_end(start), Some(start + end), "at {start}");
+                    assert_eq!(
+                        value_end(body.as_bytes(), start),
+                        Some(start + end),
+                        "at {start}"
+                    );
                 }
             }
         }
@@ -291,18 +279,14 @@ mod tests {
             "",
             "]",
         ] {
-            assert_eq!(Skipper::new(text.as_bytes()).value_end(0), None, "{text}");
+            assert_eq!(value_end(text.as_bytes(), 0), None, "{text}");
         }
         let body = include_bytes!(
             "../../tests/fixtures/admission-reviews/raw/013-mutate-Pod-CREATE-real.request.json"
         );
-        let end = Skipper::new(body).value_end(0).unwrap();
+        let end = value_end(body, 0).unwrap();
         for cut in 1..end {
-            assert_eq!(
-                Skipper::new(&body[..cut]).value_end(0),
-                None,
-                "cut at {cut}"
-            );
+            assert_eq!(value_end(&body[..cut], 0), None, "cut at {cut}");
         }
     }
 }
