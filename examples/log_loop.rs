@@ -9,6 +9,9 @@
 //!
 //! The difference of the two totals / 2000 is the cost of one line.
 
+#[path = "../benches/support/review_line.rs"]
+mod review_line;
+
 fn main() -> anyhow::Result<()> {
     let n: u64 = match std::env::args().nth(1) {
         Some(arg) => arg.parse()?,
@@ -16,22 +19,7 @@ fn main() -> anyhow::Result<()> {
     };
     let _flush = archgate::logging::init(archgate::logging::LogFormat::Json)?;
     for i in 0..n {
-        // The fields and values src/server/routes.rs logs for the byte-exact ReplicaSet pod.
-        tracing::info!(
-            endpoint = "mutate",
-            uid = "3d37cdfe-8fe9-4c76-8fc2-30e1ab2047d4",
-            namespace = "shop",
-            pod = "web-68fd9d67f4-<generated>",
-            kind = "Pod",
-            operation = "CREATE",
-            dry_run = false,
-            decision = "patch",
-            rule = "",
-            architectures = "amd64",
-            reason = "",
-            elapsed_us = i,
-            "admission review"
-        );
+        review_line::log_review_line(i);
     }
     Ok(())
 }
