@@ -162,12 +162,13 @@ impl Admission {
             return Err(BadReview::Version(api_version.to_string()));
         }
         let mut req = review.request.ok_or(BadReview::NoRequest)?;
+        // The uid, name and operation move into the summary, which has them from here on.
         let mut summary = Summary {
-            uid: req.uid.clone(),
+            uid: std::mem::take(&mut req.uid),
             namespace: req.namespace.clone().unwrap_or_default(),
-            name: req.name.clone().unwrap_or_default(),
+            name: req.name.take().unwrap_or_default(),
             kind: req.kind.kind.clone(),
-            operation: req.operation.clone(),
+            operation: std::mem::take(&mut req.operation),
             dry_run: req.dry_run.unwrap_or(false),
             decision: "skip",
             rule: None,
@@ -185,10 +186,10 @@ impl Admission {
             let msg = format!(
                 "archgate evaluates Pods and workloads with pod templates; it was sent {} {}: check the webhook configuration's rules",
                 req.kind.describe(),
-                req.name.as_deref().unwrap_or("")
+                summary.name
             );
             return Ok(finish(
-                denied(&mut summary, &req.uid, 400, msg),
+                denied(&mut summary, 400, msg),
                 summary,
                 None,
             ));
@@ -196,21 +197,21 @@ impl Admission {
         // Scheduling fields are immutable after CREATE: an UPDATE can only add ephemeral
         // containers or change a workload's template.
         let relevant = match target {
-            Target::Pod => req.operation == "CREATE",
-            Target::Ephemeral => req.operation == "UPDATE" && stage == Stage::Validate,
+            Target::Pod => summary.operation == "CREATE",
+            Target::Ephemeral => summary.operation == "UPDATE" && stage == Stage::Validate,
             Target::Workload => {
                 stage == Stage::Validate
-                    && (req.operation == "CREATE"
-                        || (req.operation == "UPDATE" && template_changed(&req)))
+                    && (summary.operation == "CREATE"
+                        || (summary.operation == "UPDATE" && template_changed(&req)))
             }
         };
         if !relevant {
-            return Ok(finish(ResponseOut::allow(&req.uid), summary, None));
+            return Ok(finish(ResponseOut::allow(&summary.uid), summary, None));
         }
         if matches!(req.object, ObjectIn::Absent) {
             let msg = "archgate: the review has no request.object to evaluate".to_string();
             return Ok(finish(
-                denied(&mut summary, &req.uid, 400, msg),
+                denied(&mut summary, 400, msg),
                 summary,
                 None,
             ));
@@ -224,7 +225,7 @@ impl Admission {
                     req.kind.kind, summary.namespace, summary.name
                 );
                 return Ok(finish(
-                    denied(&mut summary, &req.uid, 400, msg),
+                    denied(&mut summary, 400, msg),
                     summary,
                     None,
                 ));
@@ -246,7 +247,7 @@ impl Admission {
             }
             Target::Workload => self.decide_template(&pod, &namespace, deadline).await,
         };
-        let response = respond(&req.uid, &pod, &decision);
+        let response = respond(&summary.uid, &pod, &decision);
         summary.decision = decision.label();
         summary.rule.clone_from(&decision.rule);
         summary.architectures = decision.architectures.joined();
@@ -456,10 +457,10 @@ fn with_namespace(pod: Pod, request_ns: Option<&str>) -> (Pod, String) {
 }
 
 /// Records a denial in the summary and builds its response.
-fn denied(summary: &mut Summary, uid: &str, code: u16, msg: String) -> ResponseOut {
+fn denied(summary: &mut Summary, code: u16, msg: String) -> ResponseOut {
     summary.decision = "deny";
     summary.message = Some(msg.clone());
-    ResponseOut::deny(uid, code, msg)
+    ResponseOut::deny(&summary.uid, code, msg)
 }
 
 /// Encodes a decision as an AdmissionResponse, with the patch, warnings and audit annotations.
