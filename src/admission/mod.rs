@@ -188,11 +188,7 @@ impl Admission {
                 req.kind.describe(),
                 summary.name
             );
-            return Ok(finish(
-                denied(&mut summary, 400, msg),
-                summary,
-                None,
-            ));
+            return Ok(finish(denied(&mut summary, 400, msg), summary, None));
         };
         // Scheduling fields are immutable after CREATE: an UPDATE can only add ephemeral
         // containers or change a workload's template.
@@ -210,11 +206,7 @@ impl Admission {
         }
         if matches!(req.object, ObjectIn::Absent) {
             let msg = "archgate: the review has no request.object to evaluate".to_string();
-            return Ok(finish(
-                denied(&mut summary, 400, msg),
-                summary,
-                None,
-            ));
+            return Ok(finish(denied(&mut summary, 400, msg), summary, None));
         };
         let object = std::mem::replace(&mut req.object, ObjectIn::Absent);
         let (pod, namespace) = match read_pod(target, object, req.namespace.as_deref()) {
@@ -224,11 +216,7 @@ impl Admission {
                     "archgate cannot read {} {}/{}: {why}",
                     req.kind.kind, summary.namespace, summary.name
                 );
-                return Ok(finish(
-                    denied(&mut summary, 400, msg),
-                    summary,
-                    None,
-                ));
+                return Ok(finish(denied(&mut summary, 400, msg), summary, None));
             }
         };
         summary.namespace.clone_from(&namespace);
