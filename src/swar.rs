@@ -14,8 +14,20 @@ pub const fn zero_bytes(word: u64) -> u64 {
 }
 
 /// Likewise for the bytes below `n` (at most 0x80).
-pub const fn bytes_below(word: u64, n: u8) -> u64 {
+const fn bytes_below(word: u64, n: u8) -> u64 {
     word.wrapping_sub(splat(n)) & !word & splat(0x80)
+}
+
+/// Likewise for the bytes a JSON string must escape: quotes, backslashes, control characters.
+#[inline]
+pub const fn escape_bytes(word: u64) -> u64 {
+    zero_bytes(word ^ splat(b'"')) | zero_bytes(word ^ splat(b'\\')) | bytes_below(word, 0x20)
+}
+
+/// Whether a JSON string must escape `b`, one byte at a time.
+#[inline]
+pub const fn is_escape_byte(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 /// Whether `s` holds a byte a JSON string must escape: a quote, a backslash or a control character.
@@ -24,7 +36,7 @@ pub fn needs_json_escape(s: &[u8]) -> bool {
     for chunk in &mut chunks {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
-        if escapes_in(u64::from_le_bytes(bytes)) {
+        if escape_bytes(u64::from_le_bytes(bytes)) != 0 {
             return true;
         }
     }
@@ -44,14 +56,9 @@ pub fn needs_json_escape(s: &[u8]) -> bool {
         (None, Some(first), Some(last)) => {
             u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << 32
         }
-        _ => return rest.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'),
+        _ => return rest.iter().any(|&b| is_escape_byte(b)),
     };
-    escapes_in(word)
-}
-
-/// Whether any byte of `word` is a quote, a backslash or a control character.
-const fn escapes_in(word: u64) -> bool {
-    zero_bytes(word ^ splat(b'"')) | zero_bytes(word ^ splat(b'\\')) | bytes_below(word, 0x20) != 0
+    escape_bytes(word) != 0
 }
 
 #[cfg(test)]

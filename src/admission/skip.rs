@@ -10,7 +10,7 @@
 //! What is skipped is matched for brackets and strings but not otherwise checked: a value that is
 //! not JSON inside a skipped member goes unnoticed. The API server only sends JSON it has parsed.
 
-use crate::swar::{bytes_below, splat, zero_bytes};
+use crate::swar::{escape_bytes, is_escape_byte, splat, zero_bytes};
 use wide::u8x16;
 
 /// The index just past the value that starts at `at` in `body` (no leading whitespace), or
@@ -98,19 +98,14 @@ pub fn string_end(b: &[u8], mut at: usize) -> Option<usize> {
 pub fn plain_string_end(b: &[u8], mut at: usize) -> Option<usize> {
     while let Some(chunk) = b.get(at..at + 8) {
         let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        let found = zero_bytes(word ^ splat(b'"'))
-            | zero_bytes(word ^ splat(b'\\'))
-            | bytes_below(word, 0x20);
+        let found = escape_bytes(word);
         if found != 0 {
             let at = at + (found.trailing_zeros() / 8) as usize;
             return (b[at] == b'"').then_some(at + 1);
         }
         at += 8;
     }
-    let at = at
-        + b.get(at..)?
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    let at = at + b.get(at..)?.iter().position(|&c| is_escape_byte(c))?;
     (b[at] == b'"').then_some(at + 1)
 }
 

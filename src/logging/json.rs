@@ -37,21 +37,15 @@ where
         // `dyn Write`, and a line is a hundred small writes. An event logged while a field is
         // formatted (a Debug impl that logs) finds the buffer taken and gets one of its own.
         LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                write_line(&mut line, event);
-                writer.write_str(&line)
-            }
-            Err(_) => {
-                let mut line = String::with_capacity(512);
-                write_line(&mut line, event);
-                writer.write_str(&line)
-            }
+            Ok(mut line) => write_line(&mut line, event, &mut writer),
+            Err(_) => write_line(&mut String::with_capacity(512), event, &mut writer),
         })
     }
 }
 
-fn write_line(line: &mut String, event: &Event<'_>) {
+/// Puts the event's line together in `line` (emptied first) and hands it to `writer` whole.
+fn write_line(line: &mut String, event: &Event<'_>, writer: &mut Writer<'_>) -> fmt::Result {
+    line.clear();
     let meta = event.metadata();
     line.push_str("{\"timestamp\":\"");
     write_timestamp(line, SystemTime::now());
@@ -62,6 +56,7 @@ fn write_line(line: &mut String, event: &Event<'_>) {
     line.push_str(",\"target\":");
     push_str(line, meta.target());
     line.push_str("}\n");
+    writer.write_str(line)
 }
 
 /// Writes each field as `,"name":value`. Writing into a String cannot fail, so nothing here
