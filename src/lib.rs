@@ -16,6 +16,5 @@ pub mod pod;
 pub mod policy;
 pub mod registry;
 pub mod server;
-mod swar;
 pub mod text;
 pub mod workload;

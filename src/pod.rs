@@ -51,6 +51,14 @@ pub struct PodSpec {
     pub node_name: Option<String>,
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
     pub service_account_name: Option<String>,
+    pub scheduling_gates: Option<Vec<SchedulingGate>>,
+}
+
+/// A scheduling gate: the scheduler leaves the pod alone until every gate is removed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SchedulingGate {
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -255,12 +263,28 @@ impl Pod {
     /// Pods whose node is already chosen (or chosen by their controller per node): changing
     /// their affinity would contradict where they run, so they are checked, never re-placed.
     pub fn is_bound(&self) -> bool {
-        self.spec
-            .node_name
-            .as_deref()
-            .is_some_and(|n| !n.is_empty())
+        self.node_name().is_some()
             || self.controller_kind() == Some("DaemonSet")
-            || self.annotation("kubernetes.io/config.mirror").is_some()
+            || self.is_mirror()
+    }
+
+    /// `spec.nodeName`, when set: the node the pod is bound to.
+    pub fn node_name(&self) -> Option<&str> {
+        self.spec.node_name.as_deref().filter(|n| !n.is_empty())
+    }
+
+    /// A static pod's mirror, which the kubelet creates for a pod it already runs.
+    pub fn is_mirror(&self) -> bool {
+        self.annotation("kubernetes.io/config.mirror").is_some()
+    }
+
+    /// Whether `spec.schedulingGates` holds a gate named `name`.
+    pub fn has_gate(&self, name: &str) -> bool {
+        self.spec
+            .scheduling_gates
+            .iter()
+            .flatten()
+            .any(|g| g.name == name)
     }
 
     /// Who pulls this pod's images, for registry credentials.

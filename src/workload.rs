@@ -69,6 +69,14 @@ fn template_of(kind: &str) -> Option<(&'static [&'static str], &'static str)> {
     }
 }
 
+/// Where `kind` keeps its pod template, as a JSON Pointer ("/spec/template").
+pub fn template_pointer(kind: &str) -> Option<&'static str> {
+    match kind {
+        "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        _ => template_of(kind).map(|_| "/spec/template"),
+    }
+}
+
 /// Whether objects of `kind` have pods archgate would evaluate.
 pub fn has_pods(kind: &str) -> bool {
     kind == "Pod" || template_of(kind).is_some()

@@ -2,9 +2,7 @@
 //! encode. The server, `check` and the benches all call [`Admission::review`].
 
 pub mod patch;
-mod pod_review;
 pub mod review;
-mod skip;
 
 use crate::image::ImageRef;
 use crate::inventory::Inventory;
@@ -195,8 +193,11 @@ impl Admission {
         let relevant = match target {
             Target::Pod => summary.operation == "CREATE",
             Target::Ephemeral => summary.operation == "UPDATE" && stage == Stage::Validate,
+            // The mutating stage places the templates of the kinds the policy names; the
+            // validating stage judges every template. An UPDATE that leaves the template as it
+            // was (a scale, a status, a label) is left alone, so nothing rolls for nothing.
             Target::Workload => {
-                stage == Stage::Validate
+                (stage == Stage::Validate || self.policy.placement.places_template(&summary.kind))
                     && (summary.operation == "CREATE"
                         || (summary.operation == "UPDATE" && template_changed(&req)))
             }
@@ -209,7 +210,7 @@ impl Admission {
             return Ok(finish(denied(&mut summary, 400, msg), summary, None));
         };
         let object = std::mem::replace(&mut req.object, ObjectIn::Absent);
-        let (pod, namespace) = match read_pod(target, object, req.namespace.as_deref()) {
+        let (pod, namespace, workload) = match read_pod(target, object, req.namespace.as_deref()) {
             Ok(found) => found,
             Err(why) => {
                 let msg = format!(
@@ -224,18 +225,31 @@ impl Admission {
             summary.name = pod.shown_name();
         }
 
-        let decision = match target {
-            Target::Pod => self.decide(&pod, &namespace, stage, deadline).await,
-            Target::Ephemeral => {
+        let (decision, ops) = match (target, workload) {
+            (Target::Workload, Some(object)) if stage == Stage::Mutate => {
+                self.place_template(&object, &pod, &namespace, deadline)
+                    .await
+            }
+            (Target::Workload, _) => (
+                self.decide_template(&pod, &namespace, deadline).await,
+                Vec::new(),
+            ),
+            (Target::Ephemeral, _) => {
                 let old: Option<Pod> = req
                     .old_object
                     .and_then(|o| serde_json::from_str(o.get()).ok());
-                self.decide_ephemeral(&pod, old.as_ref(), &namespace, deadline)
-                    .await
+                let decision = self
+                    .decide_ephemeral(&pod, old.as_ref(), &namespace, deadline)
+                    .await;
+                (decision, Vec::new())
             }
-            Target::Workload => self.decide_template(&pod, &namespace, deadline).await,
+            (Target::Pod, _) => {
+                let decision = self.decide(&pod, &namespace, stage, deadline).await;
+                let ops = pod_ops(&pod, &decision);
+                (decision, ops)
+            }
         };
-        let response = respond(&summary.uid, &pod, &decision);
+        let response = respond_with(&summary.uid, &ops, &decision);
         summary.decision = decision.label();
         summary.rule.clone_from(&decision.rule);
         summary.architectures = decision.architectures.joined();
@@ -275,6 +289,59 @@ impl Admission {
             decision.verdict = Verdict::Allow;
         }
         decision
+    }
+
+    /// The mutating stage for a workload whose kind the policy places at its template: the
+    /// template gets the same architecture affinity its pods would, so its controller creates
+    /// pods only for nodes that can run them (a DaemonSet's pods are each bound to one node
+    /// before archgate sees them). Returns the decision and the operations on the workload.
+    pub async fn place_template(
+        &self,
+        object: &serde_json::Value,
+        template: &Pod,
+        namespace: &str,
+        deadline: Instant,
+    ) -> (Decision, Vec<patch::PatchOp>) {
+        // Placed as its pods will be placed, before any controller binds them to a node.
+        let mut unbound = template.clone();
+        unbound.metadata.owner_references = None;
+        let images = self
+            .resolve(
+                unbound.scheduling_containers(),
+                &unbound,
+                namespace,
+                deadline,
+            )
+            .await;
+        let mut decision = evaluate(
+            &self.policy,
+            &self.inventory.load(),
+            &unbound,
+            namespace,
+            &images,
+            Stage::Mutate,
+        );
+        let ops = match &decision.verdict {
+            Verdict::Patch(mutation) => {
+                let kind = object.get("kind").and_then(serde_json::Value::as_str);
+                let prefix = crate::workload::template_pointer(kind.unwrap_or_default());
+                let has_metadata = prefix
+                    .and_then(|p| object.pointer(&format!("{p}/metadata")))
+                    .is_some_and(serde_json::Value::is_object);
+                let ops = patch::build(&unbound, mutation);
+                prefix.map_or_else(Vec::new, |p| patch::under(ops, p, has_metadata))
+            }
+            Verdict::Gate(reason) => {
+                // A template cannot wait behind a gate; its pods can, one by one.
+                decision.warnings.push(format!(
+                    "archgate left the pod template as it is, {reason}; its pods are placed one by one as they are created"
+                ));
+                decision.verdict = Verdict::Allow;
+                Vec::new()
+            }
+            Verdict::Allow | Verdict::Deny(_) => Vec::new(),
+        };
+        (decision, ops)
     }
 
     /// Ephemeral containers added by this UPDATE, checked against the node the pod runs on.
@@ -410,13 +477,17 @@ fn template_changed(req: &RequestIn<'_>) -> bool {
     req.old_object.is_none() || template(object) != template(req.old_object)
 }
 
+/// A pod (or a workload's template as the pod it stands for), its namespace, and for a workload
+/// the object itself, which a template patch applies to.
+type Subject = (Pod, String, Option<serde_json::Value>);
+
 /// The pod a review is about and its namespace. Pods are decoded straight into the few fields the
-/// decision reads (the admission hot path); workloads go through their template.
+/// decision reads; workloads go through their template.
 fn read_pod(
     target: Target,
     object: ObjectIn<'_>,
     request_ns: Option<&str>,
-) -> Result<(Pod, String), String> {
+) -> Result<Subject, String> {
     let raw = match object {
         ObjectIn::Pod(pod) => return Ok(with_namespace(*pod, request_ns)),
         ObjectIn::Raw(raw) => raw.get(),
@@ -425,7 +496,7 @@ fn read_pod(
     if target == Target::Workload {
         let object: serde_json::Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
         return match crate::workload::pod_for(&object, request_ns.unwrap_or("default")) {
-            Ok(Some(w)) => Ok((w.pod, w.namespace)),
+            Ok(Some(w)) => Ok((w.pod, w.namespace, Some(object))),
             Ok(None) => Err("it has no pod template".into()),
             Err(e) => Err(e.to_string()),
         };
@@ -435,13 +506,22 @@ fn read_pod(
 }
 
 /// A pod and its namespace: the request's, else the pod's own, else "default".
-fn with_namespace(pod: Pod, request_ns: Option<&str>) -> (Pod, String) {
+fn with_namespace(pod: Pod, request_ns: Option<&str>) -> Subject {
     let namespace = request_ns
         .or(pod.metadata.namespace.as_deref())
         .filter(|ns| !ns.is_empty())
         .unwrap_or("default")
         .to_string();
-    (pod, namespace)
+    (pod, namespace, None)
+}
+
+/// The operations a pod's decision makes: its placement, or its gate.
+pub fn pod_ops(pod: &Pod, decision: &Decision) -> Vec<patch::PatchOp> {
+    match &decision.verdict {
+        Verdict::Allow | Verdict::Deny(_) => Vec::new(),
+        Verdict::Patch(mutation) => patch::build(pod, mutation),
+        Verdict::Gate(reason) => patch::gate(pod, reason),
+    }
 }
 
 /// Records a denial in the summary and builds its response.
@@ -453,16 +533,21 @@ fn denied(summary: &mut Summary, code: u16, msg: String) -> ResponseOut {
 
 /// Encodes a decision as an AdmissionResponse, with the patch, warnings and audit annotations.
 pub fn respond(uid: &str, pod: &Pod, decision: &Decision) -> ResponseOut {
+    respond_with(uid, &pod_ops(pod, decision), decision)
+}
+
+/// Encodes a decision whose patch operations are already built (a pod's, or a template's).
+pub fn respond_with(uid: &str, ops: &[patch::PatchOp], decision: &Decision) -> ResponseOut {
     let mut response = match &decision.verdict {
-        Verdict::Allow => ResponseOut::allow(uid),
         Verdict::Deny(message) => ResponseOut::deny(uid, 403, message.clone()),
-        Verdict::Patch(mutation) => {
-            let ops = patch::build(pod, mutation);
-            ResponseOut::allow(uid).with_patch(&patch::to_json(&ops))
-        }
+        _ if ops.is_empty() => ResponseOut::allow(uid),
+        _ => ResponseOut::allow(uid).with_patch(&patch::to_json(ops)),
     }
     .with_warnings(decision.warnings.clone());
-    if matches!(decision.verdict, Verdict::Deny(_) | Verdict::Patch(_)) {
+    if matches!(
+        decision.verdict,
+        Verdict::Deny(_) | Verdict::Patch(_) | Verdict::Gate(_)
+    ) {
         let audit = &mut response.audit_annotations;
         audit.insert("decision", Cow::Borrowed(decision.label()));
         audit.insert("architectures", decision.architectures.joined());

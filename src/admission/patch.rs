@@ -9,7 +9,7 @@
 use crate::pod::Pod;
 use crate::policy::arch::ArchSet;
 use crate::policy::evaluate::{Mutation, ARCH_ANNOTATION, ARCH_LABEL};
-use crate::swar::needs_json_escape;
+use crate::policy::gate::{GATE, GATED_LABEL, GATED_VALUE, PLACEMENT_ANNOTATION};
 use serde::ser::{Error as _, SerializeStruct};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -70,30 +70,13 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
 
 /// A JSON string literal appended to `out`, escaped as serde_json escapes it.
 pub(super) fn json_string(out: &mut Vec<u8>, s: &str) {
-    // Most strings here (paths, label keys, architectures) need no escape, which a word-wide
-    // check tells faster than serde_json's byte-by-byte table.
-    if needs_json_escape(s.as_bytes()) {
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, s);
-    } else {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    }
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, s);
 }
 
 /// A JSON string literal.
 fn quoted(s: &str) -> String {
-    if needs_json_escape(s.as_bytes()) {
-        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-    } else {
-        let mut literal = String::with_capacity(s.len() + 2);
-        literal.push('"');
-        literal.push_str(s);
-        literal.push('"');
-        literal
-    }
+    serde_json::Value::from(s).to_string()
 }
 
 /// Escapes a map key for use as a JSON Pointer segment (`kubernetes.io/arch` -> `kubernetes.io~1arch`).
@@ -149,15 +132,81 @@ pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<PatchOp> {
         }
     }
     if let Some(value) = &mutation.annotation {
-        match &pod.metadata.annotations {
-            None => ops.push(add(
-                "/metadata/annotations".into(),
-                object_of(ARCH_ANNOTATION, &quoted(value)),
-            )),
-            Some(_) => ops.push(add(ANNOTATION_PATH.into(), quoted(value))),
-        }
+        let exists = pod.metadata.annotations.is_some();
+        ops.push(map_entry(
+            "/metadata/annotations",
+            exists,
+            ARCH_ANNOTATION,
+            value,
+        ));
     }
     ops
+}
+
+/// The operations that gate `pod`: archgate's scheduling gate, the label the placement
+/// controller watches, and the annotation that says why. Nothing when it is gated already
+/// (a reinvocation).
+pub fn gate(pod: &Pod, reason: &str) -> Vec<PatchOp> {
+    if pod.has_gate(GATE) {
+        return Vec::new();
+    }
+    let gate = object_of("name", &quoted(GATE));
+    let gate_op = match &pod.spec.scheduling_gates {
+        None => add("/spec/schedulingGates".into(), array(&[gate])),
+        Some(_) => add("/spec/schedulingGates/-".into(), gate),
+    };
+    let labels = pod.metadata.labels.is_some();
+    let annotations = pod.metadata.annotations.is_some();
+    vec![
+        gate_op,
+        map_entry("/metadata/labels", labels, GATED_LABEL, GATED_VALUE),
+        map_entry(
+            "/metadata/annotations",
+            annotations,
+            PLACEMENT_ANNOTATION,
+            reason,
+        ),
+    ]
+}
+
+/// A pod's operations moved under a workload's template at `prefix` ("/spec/template"). A
+/// template without `metadata` gets it whole, with the maps the pod's operations create.
+pub fn under(ops: Vec<PatchOp>, prefix: &str, has_metadata: bool) -> Vec<PatchOp> {
+    let mut metadata = serde_json::Map::new();
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op.path.strip_prefix("/metadata/") {
+            Some(member) if !has_metadata => {
+                let value = serde_json::from_str(&op.value).unwrap_or(serde_json::Value::Null);
+                metadata.insert(member.replace("~1", "/").replace("~0", "~"), value);
+            }
+            _ => out.push(PatchOp {
+                path: format!("{prefix}{}", op.path),
+                ..op
+            }),
+        }
+    }
+    if !metadata.is_empty() {
+        out.push(add(
+            format!("{prefix}/metadata"),
+            serde_json::Value::Object(metadata).to_string(),
+        ));
+    }
+    out
+}
+
+/// Sets `key` to the string `value` in the map at `parent`, creating the map when absent.
+pub fn map_entry(parent: &str, exists: bool, key: &str, value: &str) -> PatchOp {
+    if exists {
+        add(format!("{parent}/{}", escape_pointer(key)), quoted(value))
+    } else {
+        let mut map = serde_json::Map::new();
+        map.insert(key.to_string(), serde_json::Value::from(value));
+        add(
+            parent.to_string(),
+            serde_json::Value::Object(map).to_string(),
+        )
+    }
 }
 
 /// Where [`ARCH_ANNOTATION`] goes when the pod has annotations: the key as a JSON Pointer segment.
@@ -282,6 +331,13 @@ fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
             )),
             Some(r) => {
                 for (i, t) in r.node_selector_terms.iter().enumerate() {
+                    // An empty term matches no node: a requirement added to it would widen the
+                    // pod to that architecture's nodes (and the API refuses it on a gated pod).
+                    if t.match_expressions.as_ref().is_none_or(Vec::is_empty)
+                        && t.match_fields.as_ref().is_none_or(Vec::is_empty)
+                    {
+                        continue;
+                    }
                     let path = format!("{base}/{REQUIRED}/nodeSelectorTerms/{i}/matchExpressions");
                     match &t.match_expressions {
                         None => ops.push(add(path, format!("[{e}]"))),

@@ -1,12 +1,12 @@
 //! The admission.k8s.io/v1 AdmissionReview wire format: what the API server sends and what we answer.
 //!
-//! Only the fields the decision needs are decoded: a pod's review by a walk over the body that
-//! builds them (`pod_review.rs`), anything else by serde_json in one pass. The response is
-//! written by hand, not through kube-rs, which serialises `patch` as an array of numbers (kube-rs
-//! issue #1781) that the API server rejects: the API wants base64 text.
+//! Requests are decoded by serde_json in one pass, into types that hold only what the decision
+//! reads (a pod's object straight into [`Pod`]). The response is written by hand, not through
+//! kube-rs, which serialises `patch` as an array of numbers (kube-rs issue #1781) that the API
+//! server rejects: the API wants base64 text.
 
 use super::patch::json_string;
-use super::{pod_review, BadReview};
+use super::BadReview;
 use crate::pod::Pod;
 use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -19,31 +19,10 @@ use std::io::Write;
 /// The API versions of AdmissionReview whose request and response shapes we speak.
 pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
 
-/// Decodes a review body: a pod's by [`pod_review`] when it has the API server's shape, anything
-/// else in one pass over the whole body. A review whose pod does not decode is read again as the
+/// Decodes a review body in one pass. A review whose pod does not decode is read again as the
 /// envelope alone, so the denial can name the pod and say what is wrong with it.
 pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
-    let text = simdutf8::basic::from_utf8(body).ok();
-    match text.and_then(pod_review::decode) {
-        Some(review) => Ok(review),
-        None => decode_serde(body, text),
-    }
-}
-
-/// Decodes the whole body, every member of it read by serde_json: what the tests hold the walk to.
-#[cfg(test)]
-pub(super) fn decode_whole(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
-    decode_serde(body, simdutf8::basic::from_utf8(body).ok())
-}
-
-/// serde_json over the whole body; `text` is the body when it is UTF-8. Checking it once, up
-/// front and with SIMD, lets serde_json and the walk skip the check for every string they read.
-fn decode_serde<'a>(body: &'a [u8], text: Option<&'a str>) -> Result<ReviewIn<'a>, BadReview> {
-    let decoded = match text {
-        Some(text) => serde_json::from_str(text),
-        None => serde_json::from_slice(body),
-    };
-    match decoded {
+    match serde_json::from_slice(body) {
         Ok(review) => Ok(review),
         Err(e) => Ok(serde_json::from_slice::<LenientReviewIn<'_>>(body)
             .map_err(|_| BadReview::Malformed(e))?
@@ -60,7 +39,7 @@ pub struct ReviewIn<'a> {
     pub request: Option<RequestIn<'a>>,
 }
 
-/// One admission request. Read by serde_json (when `pod_review` gives up), `object` is decoded in
+/// One admission request. `object` is decoded in
 /// the same pass as the envelope: straight into a [`Pod`] when `kind` (which the API server writes
 /// first) says it is one, kept raw otherwise, so the body is read once.
 #[derive(Debug, Default)]

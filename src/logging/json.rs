@@ -145,11 +145,6 @@ struct Escaped<'w>(&'w mut String);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Most values need no escape at all: one pass to see, eight bytes at a time, one copy.
-        if !crate::swar::needs_json_escape(s.as_bytes()) {
-            self.0.push_str(s);
-            return Ok(());
-        }
         let mut start = 0;
         for (i, b) in s.bytes().enumerate() {
             let escape = match b {

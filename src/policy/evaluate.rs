@@ -9,7 +9,7 @@
 use super::arch::{Arch, ArchSet};
 use super::explain::{describe_images, describe_toleration, node_names};
 use super::model::{Mode, UnknownImages};
-use super::{GpuVendor, Policy, Preference, Rule};
+use super::{gate, GpuVendor, Policy, Preference, Rule};
 use crate::inventory::placement::{eligible_nodes, pinned_nodes};
 use crate::inventory::{Inventory, NodeInfo};
 use crate::platforms::Lookup;
@@ -73,6 +73,9 @@ impl Mutation {
 pub enum Verdict {
     Allow,
     Patch(Mutation),
+    /// Admit the pod behind archgate's scheduling gate: some image lookups did not finish in
+    /// time, and the placement controller places it when they do. The text says which and why.
+    Gate(String),
     Deny(String),
 }
 
@@ -89,11 +92,12 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// "allow", "patch", "deny" or "warn", as metrics, logs and `check` report it.
+    /// "allow", "patch", "gate", "deny" or "warn", as metrics, logs and `check` report it.
     pub fn label(&self) -> &'static str {
         match &self.verdict {
             Verdict::Deny(_) => "deny",
             Verdict::Patch(_) => "patch",
+            Verdict::Gate(_) => "gate",
             Verdict::Allow if !self.warnings.is_empty() => "warn",
             Verdict::Allow => "allow",
         }
@@ -133,14 +137,23 @@ pub fn evaluate(
         (Mode::Mutate, Stage::Mutate) | (Mode::Validate | Mode::Warn, Stage::Validate) => true,
         (Mode::Mutate, Stage::Validate) => false,
     };
+    // The mutating stage already placed (or gated) this pod; a lookup that finished since must
+    // not turn its answer around. Only pods the mutating webhook never saw are judged again.
+    if mode == Mode::Mutate
+        && stage == Stage::Validate
+        && (pod.has_gate(gate::GATE) || pod.annotation(ARCH_ANNOTATION).is_some())
+    {
+        return decision(Verdict::Allow, ArchSet::EMPTY, Vec::new());
+    }
     let who = pod.display_name(namespace);
     let compat = policy.compatible_execution;
     let unknown = rule
         .and_then(|r| r.unknown_images)
         .unwrap_or(policy.default_unknown_images);
+    let gating = acting && mode == Mode::Mutate && gate::applies(policy, pod, namespace, images);
 
     let mut found = Findings::default();
-    let supported = image_archs(images, unknown, compat, &mut found);
+    let supported = image_archs(images, unknown, gating, compat, &mut found);
     let rule_archs = rule.and_then(|r| r.architectures).unwrap_or(ArchSet::ALL);
     let vendors = requested_vendors(policy, pod);
     let gpu_archs = vendors
@@ -179,14 +192,17 @@ pub fn evaluate(
     let reachable = inventory.archs.intersect(demanded);
     let needs_archs = !bound && !candidates.is_empty() && !reachable.is_subset(candidates);
     let needs_gpu = !bound && (!gpu_selector.is_empty() || !gpu_tolerations.is_empty());
-    if bound && !candidates.is_empty() {
+    if bound && !candidates.is_empty() && !gating {
         if let Some(problem) = bound_problem(inventory, pod, images, supported, &who, compat) {
-            // A bound pod cannot be re-placed: in validate mode it is denied, otherwise the
-            // user hears where it will crash.
-            if mode == Mode::Validate {
-                found.problems.push(problem);
+            // A bound pod cannot be re-placed. One aimed at a known node that cannot run it is
+            // denied in mutate and validate modes (its controller retries, the user reads why);
+            // where the node is not known (a static inventory, a template), only validate mode
+            // denies. A mirror pod runs already: the kubelet is told, never refused.
+            let certain = problem.pinned && !pod.is_mirror();
+            if mode == Mode::Validate || (mode == Mode::Mutate && certain) {
+                found.problems.push(problem.message);
             } else {
-                found.notes.push(problem);
+                found.notes.push(problem.message);
             }
         }
     }
@@ -198,6 +214,9 @@ pub fn evaluate(
                 candidates,
                 found.notes,
             );
+        }
+        if gating {
+            return decision(Verdict::Gate(gate::reason(images)), candidates, found.notes);
         }
         let annotation = candidates.joined();
         let (node_selector, tolerations) = if needs_gpu {
@@ -298,7 +317,13 @@ pub fn evaluate_ephemeral(
         .and_then(|r| r.unknown_images)
         .unwrap_or(policy.default_unknown_images);
     let mut found = Findings::default();
-    let supported = image_archs(images, unknown, policy.compatible_execution, &mut found);
+    let supported = image_archs(
+        images,
+        unknown,
+        false,
+        policy.compatible_execution,
+        &mut found,
+    );
     // Where the pod runs: its node's architecture when the inventory knows the node, else every
     // architecture the pod could have been placed on.
     let node = pod
@@ -350,9 +375,11 @@ fn deny_message(problems: &[String]) -> String {
 }
 
 /// The architectures every image runs on, with unknown and invalid images reported per policy.
+/// With `gating`, failed lookups are left to the placement controller and reported nowhere.
 fn image_archs(
     images: &[ImageFacts<'_>],
     unknown: UnknownImages,
+    gating: bool,
     compat: bool,
     found: &mut Findings,
 ) -> ArchSet {
@@ -382,6 +409,7 @@ fn image_archs(
                     what()
                 )),
             },
+            ImageStatus::Resolved(Lookup::Failed(_)) if gating => {}
             ImageStatus::Resolved(Lookup::Failed(why)) => {
                 let msg = format!("platforms of {} could not be looked up: {why}", what());
                 match unknown {
@@ -431,6 +459,14 @@ fn gpu_needs(
     (selector, tolerations)
 }
 
+/// Nodes a bound pod is aimed at that its images cannot run on.
+struct BoundProblem {
+    message: String,
+    /// The pod is pinned to named nodes the inventory knows (nodeName, a DaemonSet pod's
+    /// per-node affinity), not merely able to land on some of an architecture's nodes.
+    pinned: bool,
+}
+
 /// For a pod bound to nodes (nodeName, a DaemonSet's per-node affinity, or a DaemonSet template
 /// spanning every eligible node): which of those nodes its images cannot run on.
 fn bound_problem(
@@ -440,7 +476,7 @@ fn bound_problem(
     supported: ArchSet,
     who: &DisplayName<'_>,
     compat: bool,
-) -> Option<String> {
+) -> Option<BoundProblem> {
     let runs = |n: &&NodeInfo| n.arch.is_some_and(|a| supported.contains(a));
     if inventory.nodes.is_empty() {
         // Static inventory: no node names, only architectures.
@@ -448,14 +484,16 @@ fn bound_problem(
             .archs
             .intersect(demanded_archs(pod))
             .minus(supported);
-        return (!lacking.is_empty()).then(|| {
-            format!(
+        return (!lacking.is_empty()).then(|| BoundProblem {
+            message: format!(
                 "pod {who} is bound to its node and may run on {lacking} nodes, where it fails with exec format error: {}",
                 describe_images(images, lacking, inventory, compat)
-            )
+            ),
+            pinned: false,
         });
     }
-    let (nodes, place): (Vec<&NodeInfo>, &str) = match pinned_nodes(pod) {
+    let pinned = pinned_nodes(pod);
+    let (nodes, place): (Vec<&NodeInfo>, &str) = match &pinned {
         Some(names) => (
             names.iter().filter_map(|n| inventory.node(n)).collect(),
             "is bound to",
@@ -473,7 +511,7 @@ fn bound_problem(
         a
     };
     let lacking = uncovered.iter().filter_map(|n| n.arch).collect::<ArchSet>();
-    Some(format!(
+    let message = format!(
         "pod {who} {place} {} nodes {}, where it fails with exec format error: {}",
         archs.join(", "),
         node_names(&uncovered),
@@ -487,7 +525,11 @@ fn bound_problem(
             inventory,
             compat
         )
-    ))
+    );
+    Some(BoundProblem {
+        message,
+        pinned: pinned.is_some(),
+    })
 }
 
 /// The rule's preferences, narrowed to the candidates, that the pod does not already carry.

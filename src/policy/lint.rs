@@ -61,7 +61,8 @@ impl Diagnostic {
 /// Keys each table of the policy accepts, for "did you mean" (loading rejects the rest).
 fn known_keys(table: &str) -> &'static [&'static str] {
     match table {
-        "" => &["cluster", "defaults", "rules", "gpu"],
+        "" => &["cluster", "defaults", "rules", "gpu", "placement"],
+        "placement" => &["templates", "on_lookup_timeout", "give_up_after"],
         "cluster" => &["platforms", "compatible_execution"],
         "defaults" => &["mode", "unknown_images", "on_overload"],
         "rules" => &[

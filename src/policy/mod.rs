@@ -3,6 +3,7 @@
 pub mod arch;
 pub mod evaluate;
 pub mod explain;
+pub mod gate;
 pub mod lint;
 pub mod model;
 
@@ -47,6 +48,27 @@ pub struct Policy {
     pub on_overload: model::OnOverload,
     pub rules: Vec<Rule>,
     pub gpus: Vec<GpuVendor>,
+    pub placement: Placement,
+}
+
+/// The compiled `[placement]` table.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Workload kinds whose templates the mutating stage places.
+    pub templates: Vec<model::TemplateKind>,
+    pub on_lookup_timeout: model::OnLookupTimeout,
+    /// How long a gated pod waits for its lookups before `unknown_images` decides.
+    pub give_up_after: std::time::Duration,
+    /// Namespaces whose pods are never gated: the control plane's, and archgate's own once
+    /// `serve` knows it (a gate there could wait on archgate to start archgate).
+    pub never_gate: Vec<String>,
+}
+
+impl Placement {
+    /// Whether the mutating stage places templates of `kind`.
+    pub fn places_template(&self, kind: &str) -> bool {
+        model::TemplateKind::from_kind(kind).is_some_and(|k| self.templates.contains(&k))
+    }
 }
 
 /// A compiled rule.
@@ -212,7 +234,27 @@ impl Policy {
             });
         }
 
+        let give_up = &spec.placement.give_up_after;
+        let give_up_after = crate::text::parse_duration(give_up.get_ref())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                invalid(
+                    give_up.span(),
+                    format!(
+                        "placement.give_up_after {:?} is not a duration: write e.g. \"10m\", \"90s\" or \"1h\"",
+                        give_up.get_ref()
+                    ),
+                )
+            })?;
+        let placement = Placement {
+            templates: spec.placement.templates.clone(),
+            on_lookup_timeout: spec.placement.on_lookup_timeout,
+            give_up_after,
+            never_gate: vec!["kube-system".into(), "kube-node-lease".into()],
+        };
+
         Ok(Policy {
+            placement,
             cluster_archs,
             compatible_execution: spec.cluster.compatible_execution,
             default_mode: spec.defaults.mode,

@@ -22,6 +22,95 @@ pub struct PolicySpec {
     pub rules: Vec<Spanned<RuleSpec>>,
     #[serde(default)]
     pub gpu: BTreeMap<String, Spanned<GpuVendorSpec>>,
+    #[serde(default)]
+    pub placement: PlacementSpec,
+}
+
+/// How archgate places what a single pod review cannot: workload templates, and pods whose
+/// images' platforms are not known by the admission deadline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSpec {
+    /// Workload kinds whose pod template gets the architecture affinity at the mutating stage.
+    #[serde(default = "default_templates")]
+    pub templates: Vec<TemplateKind>,
+    /// What the mutating stage does with a pod whose image lookups did not finish in time.
+    #[serde(default = "default_on_lookup_timeout")]
+    pub on_lookup_timeout: OnLookupTimeout,
+    /// How long a gated pod waits for its lookups before `unknown_images` decides ("10m").
+    #[serde(default = "default_give_up_after")]
+    pub give_up_after: Spanned<String>,
+}
+
+impl Default for PlacementSpec {
+    fn default() -> Self {
+        PlacementSpec {
+            templates: default_templates(),
+            on_lookup_timeout: default_on_lookup_timeout(),
+            give_up_after: default_give_up_after(),
+        }
+    }
+}
+
+fn default_templates() -> Vec<TemplateKind> {
+    vec![TemplateKind::DaemonSet]
+}
+
+fn default_on_lookup_timeout() -> OnLookupTimeout {
+    OnLookupTimeout::Gate
+}
+
+fn default_give_up_after() -> Spanned<String> {
+    Spanned::new(0..0, "10m".to_string())
+}
+
+/// A workload kind with a pod template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum TemplateKind {
+    DaemonSet,
+    Deployment,
+    StatefulSet,
+    ReplicaSet,
+    Job,
+    CronJob,
+}
+
+impl TemplateKind {
+    /// The kind as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateKind::DaemonSet => "DaemonSet",
+            TemplateKind::Deployment => "Deployment",
+            TemplateKind::StatefulSet => "StatefulSet",
+            TemplateKind::ReplicaSet => "ReplicaSet",
+            TemplateKind::Job => "Job",
+            TemplateKind::CronJob => "CronJob",
+        }
+    }
+
+    /// The kind named `kind`, if it has a pod template archgate can place.
+    pub fn from_kind(kind: &str) -> Option<TemplateKind> {
+        [
+            TemplateKind::DaemonSet,
+            TemplateKind::Deployment,
+            TemplateKind::StatefulSet,
+            TemplateKind::ReplicaSet,
+            TemplateKind::Job,
+            TemplateKind::CronJob,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+    }
+}
+
+/// The mutating stage's answer for a pod whose platforms are not known by the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLookupTimeout {
+    /// Admit it with a scheduling gate; the placement controller places it when lookups finish.
+    Gate,
+    /// Decide now, by `unknown_images`.
+    Decide,
 }
 
 /// What the cluster's nodes are, used until (and where) a live node inventory is not available.

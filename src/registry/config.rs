@@ -361,21 +361,7 @@ fn check_pattern(entry: &str, cidr_allowed: bool) -> Result<(), String> {
     }
 }
 
-/// "500ms", "3s", "5m", "1h", "2d".
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let millis = match unit {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(millis))
-}
+pub use crate::text::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ fn daemonset_pod(images: &[&str], spec: Value) -> Value {
 }
 
 #[test]
-fn a_daemonset_pod_bound_to_a_pi_with_an_amd64_image_is_warned_naming_the_node() {
+fn a_daemonset_pod_bound_to_a_pi_with_an_amd64_image_is_denied_naming_the_node_and_image() {
     let p = daemonset_pod(
         &["exporter:1"],
         json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
@@ -36,13 +36,29 @@ fn a_daemonset_pod_bound_to_a_pi_with_an_amd64_image_is_warned_naming_the_node()
         &[("exporter:1", AMD64)],
         Stage::Mutate,
     );
-    assert_eq!(d.verdict, Verdict::Allow, "a bound pod is never re-placed");
-    assert_eq!(out, p);
-    let w = &d.warnings[0];
+    let Verdict::Deny(msg) = &d.verdict else {
+        panic!("a pod aimed at a node that cannot run it is refused: {d:?}")
+    };
+    assert_eq!(out, p, "a bound pod is never re-placed");
     assert!(
-        w.contains("is bound to arm64 nodes durnan, where it fails with exec format error"),
-        "{w}"
+        msg.contains("is bound to arm64 nodes durnan, where it fails with exec format error"),
+        "{msg}"
     );
+    assert!(
+        msg.contains("image exporter:1 (container \"c0\") is built for linux/amd64"),
+        "{msg}"
+    );
+    // Warn mode tells, never refuses.
+    let warn = policy("[defaults]\nmode = \"warn\"\n");
+    let (d, _) = decide_in(
+        &warn,
+        &seed(),
+        &p,
+        &[("exporter:1", AMD64)],
+        Stage::Validate,
+    );
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert!(d.warnings[0].contains("durnan"), "{:?}", d.warnings);
     let (d, _) = decide_in(
         &policy(""),
         &seed(),
@@ -50,11 +66,21 @@ fn a_daemonset_pod_bound_to_a_pi_with_an_amd64_image_is_warned_naming_the_node()
         &[("exporter:1", MULTI)],
         Stage::Mutate,
     );
-    assert!(
-        d.warnings.is_empty(),
-        "a multi-arch image covers the Pi: {:?}",
-        d.warnings
+    assert_eq!(
+        d.verdict,
+        Verdict::Allow,
+        "a multi-arch image covers the Pi"
     );
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn a_mirror_pod_on_an_incompatible_node_is_warned_never_refused() {
+    let mut p = pod(&["app:1"], json!({"nodeName": "khelben"}));
+    p["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "abc"});
+    let (d, _) = decide_in(&policy(""), &seed(), &p, &[("app:1", ARM64)], Stage::Mutate);
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert!(d.warnings[0].contains("khelben"), "{:?}", d.warnings);
 }
 
 #[test]
@@ -85,14 +111,13 @@ fn validate_mode_denies_a_daemonset_that_does_not_cover_its_nodes() {
 }
 
 #[test]
-fn a_pod_with_node_name_on_an_incompatible_node_is_named() {
+fn a_pod_with_node_name_on_an_incompatible_node_is_denied_naming_it() {
     let p = pod(&["app:1"], json!({"nodeName": "khelben"}));
     let (d, _) = decide_in(&policy(""), &seed(), &p, &[("app:1", ARM64)], Stage::Mutate);
-    assert!(
-        d.warnings[0].contains("is bound to amd64 nodes khelben"),
-        "{:?}",
-        d.warnings
-    );
+    let Verdict::Deny(msg) = &d.verdict else {
+        panic!("{d:?}")
+    };
+    assert!(msg.contains("is bound to amd64 nodes khelben"), "{msg}");
 }
 
 #[test]

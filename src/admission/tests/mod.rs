@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod cluster;
+mod placement;
 
 const CLUSTER: &str = r#"
 [cluster]
@@ -54,6 +55,10 @@ fn facts<'a>(p: &'a Pod, known: &[(&str, &[&str])]) -> Vec<ImageFacts<'a>> {
                 None if image.contains(' ') => {
                     ImageStatus::Invalid(format!("invalid image reference {image:?}"))
                 }
+                // A registry that does not answer in time.
+                None if image.starts_with("slow/") => ImageStatus::Resolved(Lookup::Failed(
+                    "timed out before the admission deadline".into(),
+                )),
                 None => ImageStatus::Resolved(Lookup::NotFound),
             };
             ImageFacts {
@@ -94,8 +99,8 @@ fn decide_in(
     let images = facts(&p, known);
     let decision = evaluate(policy, inventory, &p, "shop", &images, stage);
     let mut out = pod_json.clone();
-    if let Verdict::Patch(m) = &decision.verdict {
-        let built = patch::build(&p, m);
+    if let Verdict::Patch(_) | Verdict::Gate(_) = &decision.verdict {
+        let built = super::pod_ops(&p, &decision);
         // What the webhook sends is what serde writes, and every value is valid JSON.
         assert_eq!(
             String::from_utf8(patch::to_json(&built)).unwrap(),

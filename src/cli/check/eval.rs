@@ -3,7 +3,7 @@
 //! [`Evaluator::object`]; the decisions themselves come from [`Admission`], never from here.
 
 use super::input::SourceRef;
-use crate::admission::{patch, respond, Admission};
+use crate::admission::{patch, respond, respond_with, Admission};
 use crate::pod::Pod;
 use crate::policy::{Decision, Stage, Verdict};
 use crate::workload::{self, WorkloadError};
@@ -153,11 +153,62 @@ impl Evaluator {
             return Ok(report);
         };
         report.namespace.clone_from(&wp.namespace);
-        if !wp.is_pod() {
+        if wp.is_pod() {
+            self.runtime.block_on(self.admit(&mut report, wp))?;
+        } else if self.admission.policy.placement.places_template(&wp.kind) {
+            self.runtime
+                .block_on(self.admit_template(&mut report, wp))?;
+        } else {
             report.patch_target = PatchTarget::Pods;
+            self.runtime.block_on(self.admit(&mut report, wp))?;
         }
-        self.runtime.block_on(self.admit(&mut report, wp))?;
         Ok(report)
+    }
+
+    /// A workload whose template the mutating webhook places: the workload's own mutating
+    /// stage, its patch applied, then its pods through [`Evaluator::admit`] from the patched
+    /// template. The report's patch is the workload's.
+    async fn admit_template(
+        &self,
+        report: &mut Report,
+        wp: workload::WorkloadPod,
+    ) -> Result<(), EvalError> {
+        let deadline = Instant::now() + DEADLINE;
+        let (decision, ops) = self
+            .admission
+            .place_template(&report.object, &wp.pod, &wp.namespace, deadline)
+            .await;
+        report.review =
+            Some(respond_with("", &ops, &decision).to_review_json("admission.k8s.io/v1"));
+        if matches!(decision.verdict, Verdict::Deny(_)) {
+            fill(report, &decision);
+            return Ok(());
+        }
+        let ops = serde_json::to_value(&ops).map_err(|e| EvalError::Patch(e.to_string()))?;
+        let mut placed = report.object.clone();
+        apply(&mut placed, &ops)?;
+        let Some(pods) = workload::pod_for(&placed, &self.default_namespace)? else {
+            return Ok(());
+        };
+        let review = report.review.take();
+        self.admit(report, pods).await?;
+        let template_ops = ops.as_array().cloned().unwrap_or_default();
+        if !template_ops.is_empty() {
+            report.patch = template_ops;
+            report.patch_target = PatchTarget::Object;
+            report.review = review;
+            report.pod_before = Some(report.object.clone());
+            report.pod_after = Some(placed);
+            if report.decision != "deny" {
+                report.decision = "patch";
+            }
+        }
+        for w in decision.warnings {
+            if !report.warnings.contains(&w) {
+                report.warnings.push(w);
+            }
+        }
+        Ok(())
     }
 
     /// Mutating webhook, patch, validating webhook: the path a pod takes through the API server.

@@ -84,11 +84,14 @@ pub enum FailOn {
 }
 
 /// The webhook's admission path over `policy`, with the inventory of `nodes` when given.
+/// Offline there is no placement controller to wait for, so a failed lookup is decided at once,
+/// as the controller decides when it gives up (`unknown_images`).
 pub fn admission(
-    policy: Policy,
+    mut policy: Policy,
     source: Arc<dyn PlatformSource>,
     nodes: Option<&Path>,
 ) -> anyhow::Result<Admission> {
+    policy.placement.on_lookup_timeout = crate::policy::model::OnLookupTimeout::Decide;
     let admission = Admission::new(Arc::new(policy), source);
     if let Some(path) = nodes {
         admission.inventory.store(Arc::new(load_nodes(path)?));
