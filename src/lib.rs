@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod image;
 pub mod inventory;
 pub mod logging;

@@ -368,6 +368,17 @@ impl Admission {
         )
     }
 
+    /// Looks up the images of `pod`'s init and app containers, each bounded by `deadline`.
+    pub async fn resolve_pod<'p>(
+        &self,
+        pod: &'p Pod,
+        namespace: &str,
+        deadline: Instant,
+    ) -> Vec<ImageFacts<'p>> {
+        self.resolve(pod.scheduling_containers(), pod, namespace, deadline)
+            .await
+    }
+
     /// Looks up the images of `containers` of `pod`, all at once, each bounded by `deadline`.
     async fn resolve<'p>(
         &self,

@@ -63,6 +63,8 @@ pub enum ClusterError {
 /// The started watches, or none when the static inventory is used. Dropping it stops them.
 pub struct Cluster {
     inventory: Arc<ArcSwap<Inventory>>,
+    /// The API client, when archgate talks to a cluster at all.
+    client: Option<kube::Client>,
     nodes: Option<NodeWatch>,
     pull_secrets: Option<PullSecretWatch>,
 }
@@ -93,6 +95,7 @@ impl ClusterArgs {
         if !watch_nodes && !self.pull_secrets {
             return Ok(Cluster {
                 inventory,
+                client: None,
                 nodes: None,
                 pull_secrets: None,
             });
@@ -152,10 +155,11 @@ fn start_watches(
     });
     let pull_secrets = pull_secrets.then(|| {
         tracing::info!(api_server = %url, config = %from, "watching pull secrets and service accounts");
-        PullSecretWatch::spawn(client)
+        PullSecretWatch::spawn(client.clone())
     });
     Cluster {
         inventory,
+        client: Some(client),
         nodes,
         pull_secrets,
     }
@@ -172,6 +176,11 @@ impl Cluster {
         self.pull_secrets
             .as_ref()
             .map(|w| w.pull_secrets() as Arc<dyn PullSecrets>)
+    }
+
+    /// The API client, when the cluster is watched.
+    pub fn client(&self) -> Option<kube::Client> {
+        self.client.clone()
     }
 
     /// True when the inventory comes from a node watch.

@@ -5,6 +5,7 @@ pub mod check;
 pub mod cluster_args;
 pub mod completions;
 pub mod lint;
+pub mod placement_args;
 pub mod registry_args;
 pub mod serve;
 pub mod test;

@@ -7,6 +7,7 @@
 //! nothing is fetched per admission request: each watch keeps a local copy that requests read.
 
 pub mod client;
+pub mod events;
 pub mod nodes;
 pub mod secrets;
 

@@ -9,7 +9,7 @@ use prometheus::{
 use std::time::Duration;
 
 /// Every decision a review can end in, as the `decision` label spells it.
-const DECISIONS: [&str; 5] = ["allow", "patch", "deny", "warn", "skip"];
+const DECISIONS: [&str; 6] = ["allow", "patch", "gate", "deny", "warn", "skip"];
 
 /// Seconds; the admission path usually answers in well under a millisecond.
 const LATENCY_BUCKETS: [f64; 16] = [
