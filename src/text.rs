@@ -38,6 +38,22 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// "500ms", "3s", "5m", "1h", "2d".
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(millis))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,20 +77,4 @@ mod tests {
         assert_eq!(line_col(s, 9), (2, 4));
         assert_eq!(line_col(s, 999), (3, 1));
     }
-}
-
-/// "500ms", "3s", "5m", "1h", "2d".
-pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let millis = match unit {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_millis(millis))
 }

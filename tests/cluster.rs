@@ -547,7 +547,8 @@ async fn daemonset_pods_are_validated_against_the_watched_node_they_are_bound_to
     );
     let (serve, mut client) = Serve::watching(&api, &homelab_policy(), &platforms).await;
 
-    // Bound to durnan (an arm64 Pi) by matchFields metadata.name: allowed as it is, with a warning.
+    // Bound to durnan (an arm64 Pi) by matchFields metadata.name, by a DaemonSet whose template
+    // archgate did not place: refused, naming the node and the image, never re-placed.
     let answer = client
         .review(
             "/mutate?timeout=10s",
@@ -555,16 +556,17 @@ async fn daemonset_pods_are_validated_against_the_watched_node_they_are_bound_to
         )
         .await;
     let response = &answer["response"];
-    assert_eq!(response["allowed"], true, "{answer}");
+    assert_eq!(response["allowed"], false, "{answer}");
     assert!(
         response.get("patch").is_none_or(Value::is_null),
         "a bound pod is never given affinity: {answer}"
     );
-    let w = warnings(&answer);
+    let message = response["status"]["message"].as_str().unwrap_or_default();
     assert!(
-        w.iter().any(|w| w.contains("durnan")
-            && w.contains("arm64")
-            && w.contains("exec format error")),
+        message.contains("is bound to arm64 nodes durnan, where it fails with exec format error")
+            && message.contains(
+                "image registry.example/monitoring/node-exporter:1.5.0 (container \"node-exporter\") is built for linux/amd64"
+            ),
         "{answer}\n{}",
         serve.output()
     );
@@ -616,5 +618,89 @@ async fn daemonset_pods_are_validated_against_the_watched_node_they_are_bound_to
         message.contains("durnan") && message.contains("arm64"),
         "{answer}\n{}",
         serve.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amd64_only_daemonset_is_placed_at_its_template_over_https_once() {
+    let api = FakeApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let platforms = common::write_file(
+        dir.path(),
+        "platforms.toml",
+        "[images]\n\"registry.example/monitoring/node-exporter:1.5.0\" = [\"linux/amd64\"]\n",
+    );
+    let (serve, mut client) = Serve::watching(&api, &homelab_policy(), &platforms).await;
+
+    let mut review = common::fixture("daemonset-create.json");
+    let answer = client.review_value("/mutate?timeout=10s", &review).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let placed = common::apply_patch(&review["request"]["object"], &answer);
+    let template = &placed["spec"]["template"];
+    assert_eq!(
+        template["spec"]["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"],
+        json!([{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]),
+        "{answer}\n{}",
+        serve.output()
+    );
+    assert_eq!(
+        template["metadata"]["annotations"]["archgate.io/architectures"],
+        "amd64"
+    );
+    // Everything else in the DaemonSet is as written.
+    let mut unplaced = placed.clone();
+    unplaced["spec"]["template"]["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("affinity");
+    unplaced["spec"]["template"]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    assert_eq!(unplaced, review["request"]["object"]);
+
+    // Reinvoked on the placed DaemonSet: nothing more to add.
+    review["request"]["object"] = placed.clone();
+    let answer = client.review_value("/mutate?timeout=10s", &review).await;
+    assert!(
+        answer["response"].get("patch").is_none_or(Value::is_null),
+        "{answer}"
+    );
+    // The validating stage agrees: every node the placed template reaches runs the image.
+    let answer = client.review_value("/validate?timeout=10s", &review).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(warnings(&answer).is_empty(), "{answer}");
+
+    // An UPDATE that changes no template (a label on the DaemonSet) is left alone.
+    review["request"]["operation"] = json!("UPDATE");
+    review["request"]["oldObject"] = placed.clone();
+    review["request"]["object"]["metadata"]["labels"] = json!({"team": "observability"});
+    let answer = client.review_value("/mutate?timeout=10s", &review).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(
+        answer["response"].get("patch").is_none_or(Value::is_null),
+        "{answer}"
+    );
+
+    // A DaemonSet no node can run is refused at apply, naming the image and its platforms.
+    let s390x = common::write_file(
+        dir.path(),
+        "s390x.toml",
+        "[images]\n\"registry.example/monitoring/node-exporter:1.5.0\" = [\"linux/s390x\"]\n",
+    );
+    let (_serve, mut client) = Serve::watching(&api, &homelab_policy(), &s390x).await;
+    let answer = client
+        .review("/mutate?timeout=10s", "daemonset-create.json")
+        .await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(
+            "image registry.example/monitoring/node-exporter:1.5.0 (container \"node-exporter\") is built for linux/s390x"
+        ),
+        "{message}"
     );
 }

@@ -820,6 +820,12 @@ fn check_webhooks(b: &Bundle, ctx: &Ctx, own_ns: &str, errs: &mut Vec<String>) {
             if !rule_covers(&rules, "", "pods", "CREATE") {
                 errs.push(format!("{at}: rules do not cover pods CREATE"));
             }
+            // DaemonSets are placed at their template, at apply and at every template change.
+            for op in ["CREATE", "UPDATE"] {
+                if !rule_covers(&rules, "apps", "daemonsets", op) {
+                    errs.push(format!("{at}: rules do not cover apps daemonsets {op}"));
+                }
+            }
             if h.client_config
                 .service
                 .as_ref()
@@ -1096,11 +1102,35 @@ fn check_deployment(
         }
     }
 
-    // Termination: archgate drains for up to 30 s after SIGTERM.
-    if pod.termination_grace_period_seconds.unwrap_or(30) <= 30 {
+    // Termination: after SIGTERM archgate keeps serving for --shutdown-delay, while the pod
+    // leaves the Service's endpoints (without it, the API server's calls in those seconds are
+    // refused and their pods admitted unplaced), then drains for up to 30 s. The kubelet's
+    // SIGKILL must come after both.
+    let delay = match arg(&args, "--shutdown-delay") {
+        None => {
+            errs.push(format!(
+                "{cat}: no --shutdown-delay: archgate would close its port while the Service \
+                 still sends it reviews"
+            ));
+            None
+        }
+        Some(v) => match archgate::text::parse_duration(v) {
+            Some(d) if !d.is_zero() => Some(d),
+            _ => {
+                errs.push(format!(
+                    "{cat}: --shutdown-delay={v} is not a positive duration"
+                ));
+                None
+            }
+        },
+    };
+    let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+    let needed = delay.unwrap_or_default().as_secs_f64() + 30.0;
+    if grace as f64 <= needed {
         errs.push(format!(
-            "{at}: terminationGracePeriodSeconds {:?} leaves no room after archgate's 30 s drain",
-            pod.termination_grace_period_seconds
+            "{at}: terminationGracePeriodSeconds {grace} leaves no room after the {:?} \
+             --shutdown-delay and archgate's 30 s drain: make it more than {needed} s",
+            delay.unwrap_or_default()
         ));
     }
 
@@ -1335,17 +1365,59 @@ fn check_rbac(b: &Bundle, ctx: &Ctx, own_ns: &str, errs: &mut Vec<String>) {
             errs.push(format!("{}: no role grants {verb} on nodes", ctx.what));
         }
     }
+    // The placement controller releases gated pods, explains it in Events and holds a Lease;
+    // those are the only writes archgate makes.
+    let writes: &[(&str, &str)] = &[
+        ("pods", "patch"),
+        ("events", "create"),
+        ("leases", "create"),
+        ("leases", "update"),
+    ];
+    let leases =
+        |r: &PolicyRule| has(&r.api_groups, "coordination.k8s.io") && has(&r.resources, "leases");
+    for (d, r) in b.all::<ClusterRole>("ClusterRole") {
+        if r.rules.unwrap_or_default().iter().any(leases) {
+            errs.push(format!(
+                "{}: grants leases cluster-wide: the placement controller's Lease needs a Role in archgate's namespace only",
+                d.at()
+            ));
+        }
+    }
+    for (resource, verb) in [("pods", "watch"), ("pods", "patch"), ("events", "create")]
+        .into_iter()
+        .chain([
+            ("leases", "get"),
+            ("leases", "create"),
+            ("leases", "update"),
+        ])
+    {
+        let granted = |r: &&PolicyRule| {
+            (grants(r, resource) || (resource == "leases" && leases(r)))
+                && r.verbs.iter().any(|v| v == verb)
+        };
+        if !all_rules.iter().any(granted) {
+            errs.push(format!(
+                "{}: no role grants {verb} on {resource} (the placement controller)",
+                ctx.what
+            ));
+        }
+    }
     for (at, name, rules) in &roles {
         for r in rules {
-            if r.verbs
-                .iter()
-                .any(|v| !matches!(v.as_str(), "get" | "list" | "watch"))
-            {
+            let resources = r.resources.clone().unwrap_or_default();
+            let stray = r.verbs.iter().find(|v| {
+                !matches!(v.as_str(), "get" | "list" | "watch")
+                    && !resources
+                        .iter()
+                        .all(|res| writes.contains(&(res.as_str(), v.as_str())))
+            });
+            if let Some(verb) = stray {
                 errs.push(format!(
-                    "{at}: grants {:?}: archgate only reads (get/list/watch)",
-                    r.verbs
+                    "{at}: grants {verb} on {resources:?}: archgate only reads, and writes only \
+                     pods (patch), events (create) and its Lease (create, update)"
                 ));
             }
+
             if has(&r.api_groups, "*") && r.api_groups.iter().flatten().any(|g| g == "*") {
                 errs.push(format!("{at}: grants on every API group"));
             }
@@ -1386,23 +1458,30 @@ fn check_rbac(b: &Bundle, ctx: &Ctx, own_ns: &str, errs: &mut Vec<String>) {
         .collect::<Vec<_>>();
     let role_names: BTreeSet<&str> = roles.iter().map(|(_, n, _)| n.as_str()).collect();
     let mut bound: BTreeSet<String> = BTreeSet::new();
-    for (d, rb) in b.all::<ClusterRoleBinding>("ClusterRoleBinding") {
-        if !role_names.contains(rb.role_ref.name.as_str()) {
+    let bindings = b
+        .all::<ClusterRoleBinding>("ClusterRoleBinding")
+        .into_iter()
+        .map(|(d, rb)| (d.at(), rb.role_ref, rb.subjects))
+        .chain(
+            b.all::<RoleBinding>("RoleBinding")
+                .into_iter()
+                .map(|(d, rb)| (d.at(), rb.role_ref, rb.subjects)),
+        );
+    for (at, role_ref, subjects) in bindings {
+        if !role_names.contains(role_ref.name.as_str()) {
             errs.push(format!(
-                "{}: roleRef {} is not a role in these manifests",
-                d.at(),
-                rb.role_ref.name
+                "{at}: roleRef {} is not a role in these manifests",
+                role_ref.name
             ));
         }
-        bound.insert(rb.role_ref.name.clone());
-        for s in rb.subjects.iter().flatten() {
+        bound.insert(role_ref.name.clone());
+        for s in subjects.iter().flatten() {
             if s.kind != "ServiceAccount"
                 || !sa.contains(&s.name)
                 || s.namespace.as_deref() != Some(own_ns)
             {
                 errs.push(format!(
-                    "{}: subject {} {}/{} is not archgate's ServiceAccount {own_ns}/{sa:?}",
-                    d.at(),
+                    "{at}: subject {} {}/{} is not archgate's ServiceAccount {own_ns}/{sa:?}",
                     s.kind,
                     s.namespace.as_deref().unwrap_or(""),
                     s.name

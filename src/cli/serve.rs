@@ -44,10 +44,19 @@ pub struct ServeArgs {
     /// `on_overload` answer [default: 256 per CPU].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: Option<u32>,
+    /// After SIGTERM or SIGINT, fail /readyz but keep serving, new connections included, for
+    /// this long ("5s", "500ms") before draining, while the pod leaves the Service's endpoints.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = |s: &str| {
+        crate::text::parse_duration(s)
+            .ok_or_else(|| format!("{s:?} is not a duration: write e.g. \"5s\" or \"500ms\""))
+    })]
+    pub shutdown_delay: std::time::Duration,
     #[command(flatten)]
     pub cluster: super::cluster_args::ClusterArgs,
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
+    #[command(flatten)]
+    pub placement: super::placement_args::PlacementArgs,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -66,12 +75,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let policy = match &args.policy {
+    let mut policy = match &args.policy {
         Some(path) => Policy::load(path)?,
         None => Policy::from_toml(DEV_POLICY, Path::new("policies/homelab.toml (bundled)"))?,
     };
     // Before the platform source: a registry source takes `cluster.pull_secrets()`.
     let cluster = args.cluster.start(&policy, args.dev).await?;
+    args.placement
+        .prepare(&mut policy, cluster.client().as_ref())
+        .await;
     let platforms = match &args.platforms {
         Some(path) => StaticPlatforms::load(path)?,
         None if args.dev => StaticPlatforms::from_toml(
@@ -92,6 +104,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         inventory: cluster.inventory(),
         ..Admission::new(Arc::new(policy), source)
     };
+    // Dropped (stopped) when serving ends.
+    let _controller = args
+        .placement
+        .start(cluster.client(), &admission, metrics.registry())?;
 
     let (resolver, _watcher) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
@@ -144,10 +160,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the listening address")?;
     let ready = Arc::new(AtomicBool::new(false));
+    let draining = Arc::new(AtomicBool::new(false));
     let router = routes::router(routes::AppState {
         admission,
         metrics,
         ready: ready.clone(),
+        draining: draining.clone(),
         capacity: routes::Capacity::new(
             args.max_in_flight
                 .map_or_else(routes::default_capacity, |n| n as usize),
@@ -159,7 +177,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         print_dev_help(bound);
     }
-    server::serve(listener, tls_config, router, server::shutdown_signal()).await;
+    let shutdown = server::drain_signal(args.shutdown_delay, draining);
+    server::serve(listener, tls_config, router, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

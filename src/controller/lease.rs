@@ -50,7 +50,6 @@ impl LeaseLock {
                         acquire_time: Some(MicroTime(now)),
                         renew_time: Some(MicroTime(now)),
                         lease_transitions: Some(0),
-                        ..LeaseSpec::default()
                     }),
                 };
                 self.api.create(&PostParams::default(), &lease).await

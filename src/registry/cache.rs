@@ -13,10 +13,11 @@ use super::metrics::RegistryMetrics;
 use crate::platforms::ImagePlatforms;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use moka::notification::RemovalCause;
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// (registry host, repository, tag or digest, who learned it).
 pub type Key = (String, String, String, Scope);
@@ -150,7 +151,33 @@ fn on_evict<K, V>(
 /// so a caller that gives up (the admission deadline) does not cancel it for the others, and its
 /// result still reaches the cache for the next pod.
 pub struct SingleFlight<K, V> {
-    flights: Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>>,
+    flights: Arc<Flights<K, V>>,
+}
+
+type Flights<K, V> = Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>;
+
+/// The map is whole after any panic (an insert or a remove either happened or did not), so a
+/// panic elsewhere while it was held must not make every later lookup fail.
+fn lock<K, V>(
+    flights: &Flights<K, V>,
+) -> MutexGuard<'_, HashMap<K, Shared<BoxFuture<'static, V>>>> {
+    flights.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Owned by a flight's task: removes the flight from the map when the task ends, however it ends
+/// (the work returns or panics, or the runtime drops the task), so a key is never left joined to
+/// a run that is over.
+struct Landing<K: Hash + Eq, V> {
+    flights: Arc<Flights<K, V>>,
+    key: K,
+}
+
+impl<K: Hash + Eq, V> Drop for Landing<K, V> {
+    fn drop(&mut self) {
+        let removed = lock(&self.flights).remove(&self.key);
+        // Outside the lock: this may be the last handle on the flight, and dropping it runs code.
+        drop(removed);
+    }
 }
 
 impl<K, V> Default for SingleFlight<K, V> {
@@ -166,31 +193,40 @@ where
     K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Runs `work` unless a run for `key` is under way, and returns that run's result. `failed`
-    /// builds the answer if the task dies (a panic), so callers always get one.
-    pub async fn run<F>(&self, key: K, work: F, failed: fn() -> V) -> V
+    /// Runs `work` unless a run for `key` is under way, and returns that run's result. If the
+    /// task dies (a panic in `work`), `failed` builds every caller's answer from the panic's
+    /// message, and the next call for `key` runs `work` anew.
+    pub async fn run<F>(&self, key: K, work: F, failed: fn(&str) -> V) -> V
     where
         F: Future<Output = V> + Send + 'static,
     {
         let flight = {
-            let Ok(mut flights) = self.flights.lock() else {
-                return failed();
-            };
+            let mut flights = lock(&self.flights);
             match flights.get(&key) {
                 Some(flight) => flight.clone(),
                 None => {
-                    let map = Arc::clone(&self.flights);
-                    let k = key.clone();
-                    let handle = tokio::spawn(async move {
-                        let v = work.await;
-                        if let Ok(mut flights) = map.lock() {
-                            flights.remove(&k);
-                        }
-                        v
-                    });
-                    let flight = async move { handle.await.unwrap_or_else(|_| failed()) }
-                        .boxed()
-                        .shared();
+                    let landing = Landing {
+                        flights: Arc::clone(&self.flights),
+                        key: key.clone(),
+                    };
+                    // Spawned on the first poll, below, once the lock is released: a runtime that
+                    // is shutting down drops a new task on the spot, and its landing takes the lock.
+                    let flight = async move {
+                        let task = tokio::spawn(async move {
+                            let _landing = landing;
+                            work.await
+                        });
+                        task.await.unwrap_or_else(|e| {
+                            let reason = match e.try_into_panic() {
+                                Ok(payload) => panic_reason(&*payload).to_owned(),
+                                Err(_) => "its task was cancelled".to_owned(),
+                            };
+                            tracing::error!(reason, "a shared lookup's task failed");
+                            failed(&reason)
+                        })
+                    }
+                    .boxed()
+                    .shared();
                     flights.insert(key, flight.clone());
                     flight
                 }
@@ -201,12 +237,21 @@ where
 
     /// Flights under way now.
     pub fn len(&self) -> usize {
-        self.flights.lock().map(|f| f.len()).unwrap_or(0)
+        lock(&self.flights).len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What a panic said, when it said it in words (`panic!`, `expect`, an index out of bounds).
+pub fn panic_reason(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }
 
 #[cfg(test)]
@@ -229,7 +274,7 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     7
                 };
-                flights.run("k".to_string(), work, || 0).await
+                flights.run("k".to_string(), work, |_| 0).await
             }));
         }
         for t in tasks {
@@ -237,6 +282,76 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert!(flights.is_empty(), "finished flights leave the map");
+    }
+
+    type Answer = Result<u32, String>;
+
+    fn failed(reason: &str) -> Answer {
+        Err(format!("failed: {reason}"))
+    }
+
+    /// Runs one flight for "k", giving up after 5 s so that a hang fails the test.
+    async fn run_k(
+        flights: &SingleFlight<String, Answer>,
+        work: impl Future<Output = Answer> + Send + 'static,
+    ) -> Answer {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            flights.run("k".into(), work, failed),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no answer within 5 s"))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_flight_leaves_no_entry_behind() {
+        let flights = SingleFlight::default();
+        let answer = run_k(&flights, async { panic!("boom") }).await;
+        assert!(answer.is_err(), "{answer:?}");
+        assert_eq!(flights.len(), 0, "the panicked flight is still in the map");
+    }
+
+    #[tokio::test]
+    async fn every_caller_of_a_panicking_flight_gets_a_failure_naming_the_panic() {
+        let flights = Arc::new(SingleFlight::default());
+        let go = Arc::new(tokio::sync::Notify::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let joined = Arc::new(AtomicUsize::new(0));
+        let mut callers = Vec::new();
+        for _ in 0..3 {
+            let flights = Arc::clone(&flights);
+            let (go, runs, joined) = (Arc::clone(&go), Arc::clone(&runs), Arc::clone(&joined));
+            callers.push(tokio::spawn(async move {
+                let work = async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    go.notified().await;
+                    panic!("boom");
+                };
+                // On this one-thread runtime the caller joins the flight before it next yields.
+                joined.fetch_add(1, Ordering::SeqCst);
+                run_k(&flights, work).await
+            }));
+        }
+        while joined.load(Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
+        go.notify_one();
+        for caller in callers {
+            let answer = caller
+                .await
+                .unwrap_or_else(|e| panic!("a caller died: {e}"));
+            assert_eq!(answer, Err("failed: boom".to_string()));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the callers shared one run");
+    }
+
+    #[tokio::test]
+    async fn after_a_panic_the_next_call_runs_the_work_again() {
+        let flights = SingleFlight::default();
+        let first = run_k(&flights, async { panic!("boom") }).await;
+        assert!(first.is_err(), "{first:?}");
+        let second = run_k(&flights, async { Ok(7) }).await;
+        assert_eq!(second, Ok(7), "the key is stuck on the panicked flight");
     }
 
     #[tokio::test]

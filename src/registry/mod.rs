@@ -27,8 +27,10 @@ use crate::platforms::{
 use cache::{Caches, SingleFlight};
 use client::{Client, Endpoint, FetchError};
 use credentials::{Credential, Keyring, Scope};
+use futures_util::FutureExt;
 use manifest::ManifestError;
 use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub use config::{RegistryConfig, RegistryConfigError};
@@ -63,6 +65,8 @@ pub enum LookupError {
     Timeout { image: String, timeout_ms: u128 },
     #[error("image {image}: no registry host may be asked")]
     NoRoute { image: String },
+    #[error("image {image}: the registry lookup failed unexpectedly ({reason})")]
+    Panicked { image: String, reason: String },
 }
 
 impl LookupError {
@@ -151,8 +155,10 @@ impl Inner {
         let work = Arc::clone(&self).resolve(routes, image, candidates);
         let result = self
             .flights
-            .run((key, candidates), work, || {
-                Err(Arc::from("the registry lookup task failed unexpectedly"))
+            .run((key, candidates), work, |reason| {
+                Err(Arc::from(format!(
+                    "the registry lookup failed unexpectedly ({reason})"
+                )))
             })
             .await;
         match result {
@@ -264,8 +270,22 @@ impl Inner {
                 false,
             ))
         };
+        // A panic (a bug, say on some registry's odd answer) fails the lookup like any other
+        // failure, so it is answered and cached for the negative TTL, not retried by every pod.
+        let attempts = AssertUnwindSafe(attempts).catch_unwind();
         let result = match tokio::time::timeout(timeout, attempts).await {
-            Ok(r) => r,
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => {
+                let reason = cache::panic_reason(&*panic).to_owned();
+                tracing::error!(image = %image, reason, "registry lookup panicked");
+                Err((
+                    LookupError::Panicked {
+                        image: image.to_string(),
+                        reason,
+                    },
+                    false,
+                ))
+            }
             Err(_) => Err((
                 LookupError::Timeout {
                     image: image.to_string(),

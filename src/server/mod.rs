@@ -12,6 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -23,7 +24,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` over TLS on `listener` until `shutdown` resolves, then stops accepting and
-/// waits for in-flight requests to finish.
+/// waits for in-flight requests to finish. [`drain_signal`] makes a `shutdown` that keeps the
+/// listener open for a while after SIGTERM.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
@@ -76,13 +78,35 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
+    match tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("in-flight requests finished"),
+        Err(_) => tracing::warn!(
             "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; exiting anyway"
-        );
+        ),
+    }
+}
+
+/// Resolves `delay` after the first SIGTERM or SIGINT, having set `draining` at the signal.
+///
+/// When a pod is deleted, the kubelet's SIGTERM and the removal of the pod from the Service's
+/// endpoints happen at the same time, and every kube-proxy takes a few seconds to see the
+/// removal: meanwhile the API server's calls still arrive here. Closing the listener at once
+/// would refuse them, and with `failurePolicy: Ignore` admit those pods unplaced. So the listener
+/// stays open for `delay`, while `draining` fails /readyz so that nothing counts the pod as
+/// serving any more. A second signal ends the delay early, for an operator who will not wait.
+pub async fn drain_signal(delay: Duration, draining: Arc<AtomicBool>) {
+    shutdown_signal().await;
+    draining.store(true, Ordering::Release);
+    if delay.is_zero() {
+        return;
+    }
+    tracing::info!(
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "draining: /readyz fails, new connections are still served until the shutdown delay is over"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => tracing::info!("shutdown delay over"),
+        () = shutdown_signal() => tracing::info!("second signal: the rest of the shutdown delay is skipped"),
     }
 }
 

@@ -23,6 +23,9 @@ pub struct AppState {
     pub admission: Admission,
     pub metrics: Metrics,
     pub ready: Arc<AtomicBool>,
+    /// Set once shutdown begins. Kept apart from `ready` because the cluster watches set `ready`
+    /// when they sync, which may happen after SIGTERM and must not make a draining pod ready.
+    pub draining: Arc<AtomicBool>,
     /// Reviews that may be evaluated at once; the rest queue until their deadline.
     pub capacity: Capacity,
 }
@@ -260,7 +263,9 @@ async fn answer(
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
+    if state.draining.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
