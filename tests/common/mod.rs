@@ -123,6 +123,8 @@ pub struct ServeOptions {
     pub extra_args: Vec<std::ffi::OsString>,
     /// Environment for the process (e.g. `ARCHGATE_LOG`).
     pub env: Vec<(String, String)>,
+    /// `--inventory` (default `static`); `watch` needs `--kubeconfig` in `extra_args`.
+    pub inventory: Option<&'static str>,
 }
 
 impl Server {
@@ -173,7 +175,7 @@ impl Server {
                 "--log-format",
                 "json",
                 "--inventory",
-                "static",
+                options.inventory.unwrap_or("static"),
             ])
             .args(&options.extra_args)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
