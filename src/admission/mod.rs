@@ -9,7 +9,7 @@ use crate::inventory::Inventory;
 use crate::platforms::{Lookup, LookupRequest, PlatformSource};
 use crate::pod::{Container, ContainerKind, Pod};
 use crate::policy::evaluate::{
-    evaluate, evaluate_ephemeral, Decision, ImageFacts, ImageStatus, Stage, Verdict,
+    evaluate, evaluate_ephemeral, Decision, ImageFacts, ImageStatus, Mutation, Stage, Verdict,
 };
 use crate::policy::model::{Mode, OnOverload};
 use crate::policy::Policy;
@@ -321,6 +321,16 @@ impl Admission {
             &images,
             Stage::Mutate,
         );
+        // The annotation alone is no reason to change a template: every node can run it.
+        if let Verdict::Patch(m) = &decision.verdict {
+            let placement = Mutation {
+                annotation: None,
+                ..m.clone()
+            };
+            if placement.is_empty() {
+                decision.verdict = Verdict::Allow;
+            }
+        }
         let ops = match &decision.verdict {
             Verdict::Patch(mutation) => {
                 let kind = object.get("kind").and_then(serde_json::Value::as_str);

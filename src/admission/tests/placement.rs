@@ -255,14 +255,23 @@ fn templates_of_kinds_the_policy_does_not_name_are_never_patched() {
     let (response, object) = send(&admission, &review, Stage::Mutate);
     assert!(response.get("patch").is_none(), "{response}");
     assert_eq!(object, review["request"]["object"]);
-    // Opted in, the same Deployment's template is placed (its images are unknown here, so only
-    // the annotation says which architectures the cluster has).
+    // Opted in, the same Deployment's template is placed; a template every node can run gets
+    // nothing, not even the annotation.
     let opted = policy("[placement]\ntemplates = [\"DaemonSet\", \"Deployment\"]\n");
-    let admission = Admission::new(Arc::new(opted), Arc::new(StaticPlatforms::default()));
+    let admission = Admission::new(Arc::new(opted.clone()), Arc::new(StaticPlatforms::default()));
+    let (response, _) = send(&admission, &review, Stage::Mutate);
+    assert!(response.get("patch").is_none(), "{response}");
+    let amd64 = "[images]\n\"registry.example/shop/web:2.3.1\" = [\"linux/amd64\"]\n";
+    let source = StaticPlatforms::from_toml(amd64, Path::new("p.toml")).unwrap();
+    let admission = Admission::new(Arc::new(opted), Arc::new(source));
     let (response, object) = send(&admission, &review, Stage::Mutate);
     assert!(response.get("patch").is_some(), "{response}");
     assert_eq!(
         object["spec"]["template"]["metadata"]["annotations"][ARCH_ANNOTATION],
-        "amd64,arm64"
+        "amd64"
+    );
+    assert_eq!(
+        required_terms(&object["spec"]["template"]),
+        [json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]})]
     );
 }
