@@ -258,7 +258,10 @@ fn templates_of_kinds_the_policy_does_not_name_are_never_patched() {
     // Opted in, the same Deployment's template is placed; a template every node can run gets
     // nothing, not even the annotation.
     let opted = policy("[placement]\ntemplates = [\"DaemonSet\", \"Deployment\"]\n");
-    let admission = Admission::new(Arc::new(opted.clone()), Arc::new(StaticPlatforms::default()));
+    let admission = Admission::new(
+        Arc::new(opted.clone()),
+        Arc::new(StaticPlatforms::default()),
+    );
     let (response, _) = send(&admission, &review, Stage::Mutate);
     assert!(response.get("patch").is_none(), "{response}");
     let amd64 = "[images]\n\"registry.example/shop/web:2.3.1\" = [\"linux/amd64\"]\n";
@@ -272,6 +275,8 @@ fn templates_of_kinds_the_policy_does_not_name_are_never_patched() {
     );
     assert_eq!(
         required_terms(&object["spec"]["template"]),
-        [json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]})]
+        [
+            json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]})
+        ]
     );
 }

@@ -230,6 +230,7 @@ pub fn why(r: &Report) -> String {
         "patch" => {
             let who = match r.patch_target {
                 PatchTarget::Pods => "its pods get ",
+                PatchTarget::Object if r.kind != "Pod" => "its template gets ",
                 PatchTarget::Object => "gets ",
             };
             parts.push(format!("{who}{}", describe_patch(&r.patch)));
@@ -252,6 +253,11 @@ pub fn describe_patch(ops: &[Value]) -> String {
     let mut annotation = None;
     for op in ops {
         let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
+        // A workload's template patch reads as its pods' would.
+        let path = ["/spec/jobTemplate/spec/template", "/spec/template"]
+            .iter()
+            .find_map(|prefix| path.strip_prefix(prefix))
+            .unwrap_or(path);
         let value = op.get("value").unwrap_or(&Value::Null);
         if path.starts_with("/spec/affinity") {
             if let Some(archs) = find_arch_values(value) {
