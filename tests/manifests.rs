@@ -1134,8 +1134,56 @@ fn check_deployment(
         ));
     }
 
+    // Live image lookups: the main job, on in the shipped install.
+    if arg(&args, "--registry-config").is_none() {
+        errs.push(format!(
+            "{cat}: no --registry-config: archgate would never ask a registry, and every image \
+             outside the static platforms file would be placed by nothing"
+        ));
+    }
+    // Its own namespace (never gated, the Lease's home) comes from the downward API.
+    let from_field = |name: &str, path: &str| {
+        c.env.iter().flatten().any(|e| {
+            e.name == name
+                && e.value_from
+                    .as_ref()
+                    .and_then(|v| v.field_ref.as_ref())
+                    .is_some_and(|f| f.field_path == path)
+        })
+    };
+    if !from_field("ARCHGATE_NAMESPACE", "metadata.namespace") {
+        errs.push(format!(
+            "{cat}: env ARCHGATE_NAMESPACE is not the pod's metadata.namespace (downward API)"
+        ));
+    }
+
     check_mounts(b, ctx, &cat, pod, c, &args, errs);
     Some((labels, c.clone(), pod.clone()))
+}
+
+#[test]
+fn a_cold_lookup_fits_in_the_webhook_deadline_and_a_slow_one_is_gated() {
+    let base = manifests().join("base");
+    let text = std::fs::read_to_string(base.join("registries.toml")).unwrap();
+    let config =
+        archgate::registry::RegistryConfig::from_toml(&text, &base.join("registries.toml"))
+            .unwrap_or_else(|e| panic!("base/registries.toml: {e}"));
+    let hooks = std::fs::read_to_string(base.join("webhooks.yaml")).unwrap();
+    let timeouts: Vec<u64> = hooks
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("timeoutSeconds:"))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert_eq!(timeouts.len(), 2, "{hooks}");
+    for t in timeouts {
+        // archgate answers by 80% of the API server's timeout.
+        let deadline = std::time::Duration::from_secs(t) * 4 / 5;
+        assert!(
+            config.timeouts.lookup < deadline,
+            "timeouts.lookup {:?} does not fit the {t} s webhook's {deadline:?} deadline",
+            config.timeouts.lookup
+        );
+    }
 }
 
 /// --policy/--platforms come from the policy ConfigMap, --tls-cert/--tls-key from the TLS
@@ -1499,7 +1547,11 @@ fn check_rbac(b: &Bundle, ctx: &Ctx, own_ns: &str, errs: &mut Vec<String>) {
 /// archgate's metric names, from the sources that register them.
 fn known_metrics() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for f in ["src/server/metrics.rs", "src/registry/metrics.rs"] {
+    for f in [
+        "src/server/metrics.rs",
+        "src/registry/metrics.rs",
+        "src/controller/metrics.rs",
+    ] {
         let text = std::fs::read_to_string(repo().join(f)).unwrap();
         for part in text.split('"').skip(1).step_by(2) {
             if part.starts_with("archgate_")
