@@ -332,7 +332,7 @@ async fn lookup(source: &RegistrySource, image: &ImageRef) -> Lookup {
     source
         .lookup(LookupRequest {
             image,
-            pull_always: false,
+            patient: false,
             pull: &pull,
         })
         .await

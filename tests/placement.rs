@@ -12,27 +12,33 @@ use common::registry::{Registry, Silent, OCI_MANIFEST};
 use common::{ServeOptions, Server};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the controller may take to decide in these tests.
 const WITHIN: Duration = Duration::from_secs(40);
 
-/// A loopback TCP proxy to `upstream` that holds every connection unanswered until opened.
+/// A loopback TCP proxy to `upstream` that holds every new connection for a while before
+/// forwarding it: forever until [`Stall::recover`], or a fixed delay ([`Stall::delaying`]).
 struct Stall {
     addr: SocketAddr,
-    open: Arc<AtomicBool>,
+    /// Milliseconds each new connection waits; `u64::MAX` holds it unanswered.
+    delay_ms: Arc<AtomicU64>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Stall {
     async fn start(upstream: SocketAddr) -> Stall {
+        Stall::delaying(upstream, u64::MAX).await
+    }
+
+    async fn delaying(upstream: SocketAddr, delay_ms: u64) -> Stall {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicBool::new(false));
+        let delay = Arc::new(AtomicU64::new(delay_ms));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let is_open = open.clone();
+        let per_connection = delay.clone();
         tokio::spawn(async move {
             let mut held = Vec::new();
             loop {
@@ -43,11 +49,13 @@ impl Stall {
                 let Ok((mut client, _)) = accepted else {
                     return;
                 };
-                if !is_open.load(Ordering::SeqCst) {
+                let wait = per_connection.load(Ordering::SeqCst);
+                if wait == u64::MAX {
                     held.push(client);
                     continue;
                 }
                 tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                     if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
@@ -56,13 +64,13 @@ impl Stall {
         });
         Stall {
             addr,
-            open,
+            delay_ms: delay,
             _stop: stop,
         }
     }
 
     fn recover(&self) {
-        self.open.store(true, Ordering::SeqCst);
+        self.delay_ms.store(0, Ordering::SeqCst);
     }
 }
 
@@ -94,7 +102,7 @@ fn serve(api: &KubeApi, hosts: &[SocketAddr], give_up: &str) -> Server {
     );
     let platforms = common::write_file(dir.path(), "platforms.toml", "[images]\n");
     let mut registries = String::from(
-        "[timeouts]\nlookup = \"1s\"\nrequest = \"1s\"\n[cache]\nnegative_ttl = \"1s\"\n",
+        "[timeouts]\nlookup = \"1s\"\nrequest = \"1s\"\nbackground = \"20s\"\n[cache]\nnegative_ttl = \"1s\"\n",
     );
     for host in hosts {
         registries.push_str(&format!("[registries.\"{host}\"]\ninsecure = true\n"));
@@ -451,4 +459,33 @@ async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease() {
     );
     let now = holder(&api).await;
     assert!(now.ends_with(&format!("_{}", survivor.pid())), "{now}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_too_slow_for_admission_is_waited_for_by_the_controller() {
+    let api = KubeApi::start();
+    let registry = Registry::plain();
+    registry
+        .push_image("app/slow", "1.0", "linux/arm64", OCI_MANIFEST)
+        .await;
+    // Every connection waits 3 s: beyond the 1 s admission lookup, within the 20 s background one.
+    let slow = Stall::delaying(registry.host.parse().unwrap(), 3000).await;
+    let server = serve(&api, &[slow.addr], "10m");
+    let image = format!("{}/app/slow:1.0", slow.addr);
+    let stored = create(
+        &server,
+        &api,
+        common::kubeapi::pod("shop", "slow-1", &image),
+    )
+    .await;
+    assert!(gated(&stored), "{stored}\n{}", server.output());
+    let placed = wait_for(&api, "/api/v1/namespaces/shop/pods/slow-1", &server, |p| {
+        !gated(p)
+    })
+    .await;
+    assert_eq!(
+        affinity(&placed),
+        &json!([{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]}]}]),
+        "{placed}"
+    );
 }

@@ -51,7 +51,7 @@ async fn lookup_in(source: &dyn PlatformSource, image: &str, pull: &PullContext)
     source
         .lookup(LookupRequest {
             image: &image,
-            pull_always: false,
+            patient: false,
             pull,
         })
         .await

@@ -86,7 +86,7 @@ impl Admission {
         deadline: Instant,
     ) -> Decision {
         let images = self
-            .resolve(pod.scheduling_containers(), pod, namespace, deadline)
+            .resolve(pod.scheduling_containers(), pod, namespace, deadline, false)
             .await;
         evaluate(
             &self.policy,
@@ -264,7 +264,7 @@ impl Admission {
     /// Templates are never patched (GitOps tools would see drift).
     pub async fn decide_template(&self, pod: &Pod, namespace: &str, deadline: Instant) -> Decision {
         let images = self
-            .resolve(pod.scheduling_containers(), pod, namespace, deadline)
+            .resolve(pod.scheduling_containers(), pod, namespace, deadline, false)
             .await;
         let inventory = self.inventory.load();
         let mut decision = evaluate(
@@ -311,6 +311,7 @@ impl Admission {
                 &unbound,
                 namespace,
                 deadline,
+                false,
             )
             .await;
         let mut decision = evaluate(
@@ -367,7 +368,7 @@ impl Admission {
         let added = pod
             .ephemeral_containers()
             .filter(|(_, c)| !existed(&c.name));
-        let images = self.resolve(added, pod, namespace, deadline).await;
+        let images = self.resolve(added, pod, namespace, deadline, false).await;
         evaluate_ephemeral(
             &self.policy,
             &self.inventory.load(),
@@ -378,14 +379,17 @@ impl Admission {
         )
     }
 
-    /// Looks up the images of `pod`'s init and app containers, each bounded by `deadline`.
-    pub async fn resolve_pod<'p>(
+    /// Looks up the images of a gated `pod`'s init and app containers for the placement
+    /// controller: patiently (`timeouts.background`, no remembered failure), bounded by
+    /// `deadline`.
+    pub async fn resolve_gated<'p>(
         &self,
         pod: &'p Pod,
         namespace: &str,
         deadline: Instant,
     ) -> Vec<ImageFacts<'p>> {
-        self.resolve(pod.scheduling_containers(), pod, namespace, deadline)
+        let containers = pod.scheduling_containers();
+        self.resolve(containers, pod, namespace, deadline, true)
             .await
     }
 
@@ -396,6 +400,7 @@ impl Admission {
         pod: &Pod,
         namespace: &str,
         deadline: Instant,
+        patient: bool,
     ) -> Vec<ImageFacts<'p>> {
         let containers: Vec<_> = containers.collect();
         let refs: Vec<Result<ImageRef, String>> = containers
@@ -411,7 +416,7 @@ impl Admission {
         // directly, and wait, bounded by the deadline, only for the rest.
         let mut statuses = Vec::with_capacity(refs.len());
         let mut pending = Vec::new();
-        for (i, (r, (_, c))) in refs.iter().zip(&containers).enumerate() {
+        for (i, r) in refs.iter().enumerate() {
             let image = match r {
                 Ok(image) => image,
                 Err(e) => {
@@ -421,7 +426,7 @@ impl Admission {
             };
             let mut lookup = self.source.lookup(LookupRequest {
                 image,
-                pull_always: c.pulls_always(),
+                patient,
                 pull: &pull,
             });
             match (&mut lookup).now_or_never() {

@@ -30,8 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// How long one round of lookups may take before the pod waits for the next round.
-const LOOKUP_WAIT: Duration = Duration::from_secs(10);
+/// How long one round of lookups may take before the pod waits for the next round: longer than
+/// a patient lookup (`timeouts.background`, 60 s by default), which bounds it first.
+const LOOKUP_WAIT: Duration = Duration::from_secs(90);
 /// Retry backoff for a pod whose lookups are still failing: doubles from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
 
@@ -253,17 +254,26 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
                 .publish(&who, EventType::Normal, "ArchgateGated", &message)
                 .await;
         }
-        let age = stored
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .and_then(|t| (chrono::Utc::now() - t.0).to_std().ok())
-            .unwrap_or_default();
-        let give_up = age >= policy.placement.give_up_after;
+        let created = stored.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let age = || {
+            created
+                .and_then(|t| (chrono::Utc::now() - t).to_std().ok())
+                .unwrap_or_default()
+        };
+        // A round of lookups ends by the give-up deadline; past it, only answers already known
+        // (or at once) count.
+        let left = policy.placement.give_up_after.saturating_sub(age());
+        let wait = if left.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            left.min(LOOKUP_WAIT)
+        };
         let images = context
             .admission
-            .resolve_pod(&pod, &namespace, Instant::now() + LOOKUP_WAIT)
+            .resolve_gated(&pod, &namespace, Instant::now() + wait)
             .await;
+        let age = age();
+        let give_up = age >= policy.placement.give_up_after;
         let pending = images.iter().any(|i| {
             matches!(
                 i.status,

@@ -97,8 +97,10 @@ pub struct PullContext {
 #[derive(Debug, Clone)]
 pub struct LookupRequest<'a> {
     pub image: &'a ImageRef,
-    /// `imagePullPolicy: Always`: the tag must not be answered from a cache older than its TTL.
-    pub pull_always: bool,
+    /// Asked by the placement controller for a gated pod, not within an admission deadline:
+    /// the source may take `timeouts.background` and asks again rather than answer a failure
+    /// it remembers.
+    pub patient: bool,
     pub pull: &'a PullContext,
 }
 

@@ -87,6 +87,9 @@ pub struct Endpoint {
     /// `https://registry-1.docker.io`, `http://127.0.0.1:5000`.
     base: String,
     http: reqwest::Client,
+    /// One request's limit, connecting included: `timeouts.request`, or `timeouts.background`
+    /// for the placement controller's lookups.
+    pub request_timeout: std::time::Duration,
 }
 
 /// The registry HTTP client: TLS per configured host, the guard, tokens, metrics.
@@ -189,6 +192,7 @@ impl Client {
             mirror,
             base: format!("{scheme}://{dial}"),
             http,
+            request_timeout: self.config.timeouts.request,
         })
     }
 
@@ -306,6 +310,7 @@ impl Client {
         let mut req = ep
             .http
             .request(method, url)
+            .timeout(ep.request_timeout)
             .header(ACCEPT, super::manifest::ACCEPT);
         if let Some(a) = authorization {
             req = req.header(AUTHORIZATION, a);
@@ -344,7 +349,7 @@ impl Client {
                     "timeout",
                     Err(FetchError::Timeout {
                         host: ep.host.clone(),
-                        timeout_ms: self.config.timeouts.request.as_millis(),
+                        timeout_ms: ep.request_timeout.as_millis(),
                     }),
                 ),
                 None => (
@@ -394,7 +399,7 @@ impl Client {
                 Err(e) if e.is_timeout() => {
                     return Err(FetchError::Timeout {
                         host: ep.host.clone(),
-                        timeout_ms: self.config.timeouts.request.as_millis(),
+                        timeout_ms: ep.request_timeout.as_millis(),
                     })
                 }
                 Err(e) => {

@@ -69,6 +69,7 @@ struct Spec {
 struct TimeoutsSpec {
     lookup: Option<Spanned<String>>,
     request: Option<Spanned<String>>,
+    background: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,6 +101,10 @@ pub struct Timeouts {
     pub lookup: Duration,
     /// One HTTP request, connection and TLS handshake included.
     pub request: Duration,
+    /// One lookup by the placement controller for a gated pod, which no admission deadline
+    /// bounds: a registry too slow for admission (seconds per connection) still answers here.
+    /// Each of its requests may take all of it.
+    pub background: Duration,
 }
 
 /// Cache lifetimes and bound.
@@ -153,6 +158,7 @@ impl Default for RegistryConfig {
             timeouts: Timeouts {
                 lookup: Duration::from_secs(3),
                 request: Duration::from_secs(2),
+                background: Duration::from_secs(60),
             },
             cache: CacheConfig {
                 tag_ttl: Duration::from_secs(60),
@@ -218,6 +224,11 @@ impl RegistryConfig {
         config.timeouts.lookup = duration(&t.lookup, config.timeouts.lookup, "timeouts.lookup")?;
         config.timeouts.request =
             duration(&t.request, config.timeouts.request, "timeouts.request")?;
+        config.timeouts.background = duration(
+            &t.background,
+            config.timeouts.background,
+            "timeouts.background",
+        )?;
         let c = &spec.cache;
         config.cache.tag_ttl = duration(&c.tag_ttl, config.cache.tag_ttl, "cache.tag_ttl")?;
         config.cache.platforms_ttl = duration(

@@ -78,8 +78,9 @@ pub(super) fn http_client(
         .redirect(redirects)
         // Environment proxies would connect on our behalf, past the guard's address checks.
         .no_proxy()
-        .connect_timeout(config.timeouts.request)
-        .timeout(config.timeouts.request)
+        // Each request sets its own limit (`Endpoint::request_timeout`), which bounds connecting
+        // too; this only caps a connection attempt no request waits for any more.
+        .connect_timeout(config.timeouts.request.max(config.timeouts.background))
         .user_agent(concat!("archgate/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ClientBuildError::Http(e.to_string()))

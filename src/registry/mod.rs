@@ -61,8 +61,13 @@ pub enum LookupError {
         "image {image}: {host} answered the tag without a Docker-Content-Digest header or body"
     )]
     NoDigest { image: String, host: String },
-    #[error("image {image}: no answer from the registry within the {timeout_ms} ms lookup timeout (timeouts.lookup in the registry config)")]
-    Timeout { image: String, timeout_ms: u128 },
+    #[error("image {image}: no answer from the registry within {timeout_ms} ms (timeouts.{key} in the registry config)")]
+    Timeout {
+        image: String,
+        timeout_ms: u128,
+        /// `lookup`, or `background` for the placement controller's lookups.
+        key: &'static str,
+    },
     #[error("image {image}: no registry host may be asked")]
     NoRoute { image: String },
     #[error("image {image}: the registry lookup failed unexpectedly ({reason})")]
@@ -100,7 +105,9 @@ pub struct RegistrySource {
 struct Inner {
     client: Client,
     caches: Caches,
-    flights: SingleFlight<(String, u64), Result<Arc<ImagePlatforms>, Arc<str>>>,
+    /// Keyed by image, candidate routes, and patience: a patient lookup does not join an
+    /// admission's, which gives up sooner.
+    flights: SingleFlight<(String, u64, bool), Result<Arc<ImagePlatforms>, Arc<str>>>,
     node_keyring: Keyring,
     pull_secrets: Option<Arc<dyn PullSecrets>>,
 }
@@ -138,9 +145,15 @@ impl Inner {
             Ok(eps) => eps,
             Err(e) => return Lookup::Failed(format!("image {image}: {e}")),
         };
+        let config = self.client.config();
         let routes: Vec<Route> = endpoints
             .into_iter()
-            .map(|ep| self.route(&request, ep))
+            .map(|mut ep| {
+                if request.patient {
+                    ep.request_timeout = config.timeouts.background;
+                }
+                self.route(&request, ep)
+            })
             .collect();
         for route in &routes {
             if let Some(p) = self.cached(&route.ep, &image, &route.scopes).await {
@@ -149,13 +162,18 @@ impl Inner {
         }
         let key = image.lookup_key();
         let candidates = hash_of(&routes);
-        if let Some(message) = self.caches.failure(&key, candidates).await {
-            return Lookup::Failed(message.to_string());
+        // The negative cache spares the registry a rollout's worth of admission lookups; the
+        // placement controller's retries are already spaced out and want a fresh answer.
+        if !request.patient {
+            if let Some(message) = self.caches.failure(&key, candidates).await {
+                return Lookup::Failed(message.to_string());
+            }
         }
-        let work = Arc::clone(&self).resolve(routes, image, candidates);
+        let patient = request.patient;
+        let work = Arc::clone(&self).resolve(routes, image, candidates, patient);
         let result = self
             .flights
-            .run((key, candidates), work, |reason| {
+            .run((key, candidates, patient), work, |reason| {
                 Err(Arc::from(format!(
                     "the registry lookup failed unexpectedly ({reason})"
                 )))
@@ -234,6 +252,7 @@ impl Inner {
         routes: Vec<Route>,
         image: ImageRef,
         candidates: u64,
+        patient: bool,
     ) -> Result<Arc<ImagePlatforms>, Arc<str>> {
         // A flight that finished between this caller's cache miss and its joining has already
         // filled the cache: look again rather than ask the registry twice.
@@ -244,7 +263,12 @@ impl Inner {
         }
         let metrics = &self.client.metrics;
         metrics.in_flight.inc();
-        let timeout = self.client.config().timeouts.lookup;
+        let timeouts = &self.client.config().timeouts;
+        let timeout = if patient {
+            timeouts.background
+        } else {
+            timeouts.lookup
+        };
         // (mirror host, why it failed), when the registry itself was asked after it.
         let mut mirror_failed: Option<(String, LookupError)> = None;
         let attempts = async {
@@ -290,6 +314,7 @@ impl Inner {
                 LookupError::Timeout {
                     image: image.to_string(),
                     timeout_ms: timeout.as_millis(),
+                    key: if patient { "background" } else { "lookup" },
                 },
                 false,
             )),
