@@ -102,12 +102,15 @@ pub struct RegistrySource {
     inner: Arc<Inner>,
 }
 
+/// One flight's answer: the platforms, or why not.
+type Resolved = Result<Arc<ImagePlatforms>, Arc<str>>;
+
 struct Inner {
     client: Client,
     caches: Caches,
     /// Keyed by image, candidate routes, and patience: a patient lookup does not join an
     /// admission's, which gives up sooner.
-    flights: SingleFlight<(String, u64, bool), Result<Arc<ImagePlatforms>, Arc<str>>>,
+    flights: SingleFlight<(String, u64, bool), Resolved>,
     node_keyring: Keyring,
     pull_secrets: Option<Arc<dyn PullSecrets>>,
 }
