@@ -390,7 +390,7 @@ async fn look_up_all(
         match r {
             Lookup::Found(_) => found += 1,
             Lookup::NotFound => failures.push("not found".to_string()),
-            Lookup::Failed(m) => failures.push(m),
+            Lookup::Failed(m) | Lookup::Unavailable(m) => failures.push(m),
         }
     }
     (found, failures, elapsed)

@@ -444,7 +444,7 @@ impl Admission {
                     Ok(found) => (i, found),
                     Err(_) => (
                         i,
-                        Lookup::Failed("timed out before the admission deadline".into()),
+                        Lookup::Unavailable("timed out before the admission deadline".into()),
                     ),
                 }
             }))

@@ -277,7 +277,7 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
         let pending = images.iter().any(|i| {
             matches!(
                 i.status,
-                ImageStatus::Resolved(crate::platforms::Lookup::Failed(_))
+                ImageStatus::Resolved(crate::platforms::Lookup::Unavailable(_))
             )
         });
         let deciding = if give_up {

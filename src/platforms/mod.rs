@@ -75,7 +75,11 @@ pub enum Lookup {
     Found(Arc<ImagePlatforms>),
     /// The source has no entry for the image.
     NotFound,
-    /// The source could not answer (registry down, timeout, auth); the message says why.
+    /// The source could not answer in time or at all (a timeout, a registry down, 5xx, 429):
+    /// asking again later may succeed, so a pod waiting on it is gated, not decided.
+    Unavailable(String),
+    /// The source answered, but not with platforms (unauthorized, no such image, a broken
+    /// document, a host the guard refuses); the message says why.
     Failed(String),
 }
 
@@ -157,7 +161,7 @@ impl PlatformSource for Layered {
             for source in &self.sources {
                 match source.lookup(request.clone()).await {
                     Lookup::Found(p) => return Lookup::Found(p),
-                    Lookup::Failed(why) => answer = Lookup::Failed(why),
+                    failed @ (Lookup::Failed(_) | Lookup::Unavailable(_)) => answer = failed,
                     Lookup::NotFound => {}
                 }
             }

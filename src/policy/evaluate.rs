@@ -409,8 +409,8 @@ fn image_archs(
                     what()
                 )),
             },
-            ImageStatus::Resolved(Lookup::Failed(_)) if gating => {}
-            ImageStatus::Resolved(Lookup::Failed(why)) => {
+            ImageStatus::Resolved(Lookup::Unavailable(_)) if gating => {}
+            ImageStatus::Resolved(Lookup::Failed(why) | Lookup::Unavailable(why)) => {
                 let msg = format!("platforms of {} could not be looked up: {why}", what());
                 match unknown {
                     UnknownImages::Deny => found.problems.push(msg),

@@ -20,7 +20,9 @@ pub const GATED_VALUE: &str = "gated";
 pub const PLACEMENT_ANNOTATION: &str = "archgate.io/placement";
 
 /// Whether the mutating stage gates `pod` rather than deciding now: the policy gates, some of
-/// its image lookups failed (timed out, registry down), and nothing about the pod forbids it.
+/// its image lookups could not be answered in time (timed out, registry down or overloaded),
+/// and nothing about the pod forbids it. A registry that answered "unauthorized" or "no such
+/// image" has said all it will: that pod is decided at once by `unknown_images`.
 ///
 /// Never gated: pods in the namespaces of [`super::Placement::never_gate`] (a gate there could
 /// wait on archgate to start archgate), pods already bound to a node (`nodeName`; the scheduler
@@ -59,7 +61,7 @@ pub fn reason(images: &[ImageFacts<'_>]) -> String {
 
 fn failed<'a>(image: &'a ImageFacts<'_>) -> Option<&'a str> {
     match &image.status {
-        ImageStatus::Resolved(Lookup::Failed(why)) => Some(why),
+        ImageStatus::Resolved(Lookup::Unavailable(why)) => Some(why),
         _ => None,
     }
 }

@@ -26,7 +26,7 @@ pub type Key = (String, String, String, Scope);
 pub struct Caches {
     tags: moka::future::Cache<Key, String>,
     platforms: moka::future::Cache<Key, Arc<ImagePlatforms>>,
-    failures: moka::future::Cache<(String, u64), Arc<str>>,
+    failures: moka::future::Cache<(String, u64), Failure>,
     metrics: RegistryMetrics,
 }
 
@@ -118,7 +118,7 @@ impl Caches {
     }
 
     /// A recent failure of this exact lookup (same image, same credentials to try).
-    pub async fn failure(&self, image_key: &str, candidates: u64) -> Option<Arc<str>> {
+    pub async fn failure(&self, image_key: &str, candidates: u64) -> Option<Failure> {
         let hit = self
             .failures
             .get(&(image_key.to_string(), candidates))
@@ -128,10 +128,30 @@ impl Caches {
         hit
     }
 
-    pub async fn put_failure(&self, image_key: &str, candidates: u64, message: Arc<str>) {
+    pub async fn put_failure(&self, image_key: &str, candidates: u64, failure: Failure) {
         self.failures
-            .insert((image_key.to_string(), candidates), message)
+            .insert((image_key.to_string(), candidates), failure)
             .await;
+    }
+}
+
+/// Why a lookup failed, and whether asking again later may succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: Arc<str>,
+    /// Slow, unreachable or overloaded, rather than an answer that will not change.
+    pub transient: bool,
+}
+
+impl Failure {
+    /// The answer a platform source gives for it.
+    pub fn lookup(&self) -> crate::platforms::Lookup {
+        let message = self.message.to_string();
+        if self.transient {
+            crate::platforms::Lookup::Unavailable(message)
+        } else {
+            crate::platforms::Lookup::Failed(message)
+        }
     }
 }
 

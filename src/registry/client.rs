@@ -65,6 +65,19 @@ impl FetchError {
         }
     }
 
+    /// Asking again later may succeed: the host was slow, unreachable or overloaded.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Timeout { .. } | FetchError::Transport { .. } => true,
+            FetchError::Status { status, .. } => *status >= 500 || *status == 429,
+            FetchError::Guard(_)
+            | FetchError::Unauthorized { .. }
+            | FetchError::NotFound { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Token { .. } => false,
+        }
+    }
+
     /// Worth trying the next credential: the registry said no to this one, or pretends the
     /// repository does not exist (as some do to hide private repositories).
     pub fn is_access(&self) -> bool {

@@ -24,7 +24,7 @@ use crate::platforms::{
     ImagePlatforms, Lookup, LookupFuture, LookupRequest, PlatformSource, PullSecretKind,
     PullSecrets,
 };
-use cache::{Caches, SingleFlight};
+use cache::{Caches, Failure, SingleFlight};
 use client::{Client, Endpoint, FetchError};
 use credentials::{Credential, Keyring, Scope};
 use futures_util::FutureExt;
@@ -85,6 +85,20 @@ impl LookupError {
         }
     }
 
+    /// Asking again later may succeed: the registry was slow, unreachable or overloaded.
+    fn is_transient(&self) -> bool {
+        match self {
+            LookupError::Fetch { source, .. } | LookupError::Child { source, .. } => {
+                source.is_transient()
+            }
+            LookupError::Timeout { .. } => true,
+            LookupError::Document { .. }
+            | LookupError::NoDigest { .. }
+            | LookupError::NoRoute { .. }
+            | LookupError::Panicked { .. } => false,
+        }
+    }
+
     /// What went wrong, without the image's name.
     fn cause(&self) -> String {
         match self {
@@ -103,7 +117,7 @@ pub struct RegistrySource {
 }
 
 /// One flight's answer: the platforms, or why not.
-type Resolved = Result<Arc<ImagePlatforms>, Arc<str>>;
+type Resolved = Result<Arc<ImagePlatforms>, Failure>;
 
 struct Inner {
     client: Client,
@@ -168,8 +182,8 @@ impl Inner {
         // The negative cache spares the registry a rollout's worth of admission lookups; the
         // placement controller's retries are already spaced out and want a fresh answer.
         if !request.patient {
-            if let Some(message) = self.caches.failure(&key, candidates).await {
-                return Lookup::Failed(message.to_string());
+            if let Some(failure) = self.caches.failure(&key, candidates).await {
+                return failure.lookup();
             }
         }
         let patient = request.patient;
@@ -177,14 +191,17 @@ impl Inner {
         let result = self
             .flights
             .run((key, candidates, patient), work, |reason| {
-                Err(Arc::from(format!(
-                    "the registry lookup failed unexpectedly ({reason})"
-                )))
+                Err(Failure {
+                    message: Arc::from(format!(
+                        "the registry lookup failed unexpectedly ({reason})"
+                    )),
+                    transient: false,
+                })
             })
             .await;
         match result {
             Ok(p) => Lookup::Found(p),
-            Err(message) => Lookup::Failed(message.to_string()),
+            Err(failure) => failure.lookup(),
         }
     }
 
@@ -256,7 +273,7 @@ impl Inner {
         image: ImageRef,
         candidates: u64,
         patient: bool,
-    ) -> Result<Arc<ImagePlatforms>, Arc<str>> {
+    ) -> Resolved {
         // A flight that finished between this caller's cache miss and its joining has already
         // filled the cache: look again rather than ask the registry twice.
         for route in &routes {
@@ -327,6 +344,7 @@ impl Inner {
             Ok(p) => return Ok(p),
             Err(e) => e,
         };
+        let transient = e.is_transient();
         let mut message = e.to_string();
         if let Some((mirror, why)) = mirror_failed {
             message.push_str(&format!(
@@ -339,12 +357,15 @@ impl Inner {
                 image.registry, image.registry
             ));
         }
-        let message: Arc<str> = Arc::from(message);
-        tracing::debug!(error = %message, "registry lookup failed");
+        let failure = Failure {
+            message: Arc::from(message),
+            transient,
+        };
+        tracing::debug!(error = %failure.message, transient, "registry lookup failed");
         self.caches
-            .put_failure(&image.lookup_key(), candidates, Arc::clone(&message))
+            .put_failure(&image.lookup_key(), candidates, failure.clone())
             .await;
-        Err(message)
+        Err(failure)
     }
 
     /// One host: each of its credentials in turn, then anonymously.

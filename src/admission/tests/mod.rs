@@ -55,8 +55,12 @@ fn facts<'a>(p: &'a Pod, known: &[(&str, &[&str])]) -> Vec<ImageFacts<'a>> {
                 None if image.contains(' ') => {
                     ImageStatus::Invalid(format!("invalid image reference {image:?}"))
                 }
+                // A registry that answers, but not with platforms.
+                None if image.starts_with("private/") => {
+                    ImageStatus::Resolved(Lookup::Failed("registry refused access (401)".into()))
+                }
                 // A registry that does not answer in time.
-                None if image.starts_with("slow/") => ImageStatus::Resolved(Lookup::Failed(
+                None if image.starts_with("slow/") => ImageStatus::Resolved(Lookup::Unavailable(
                     "timed out before the admission deadline".into(),
                 )),
                 None => ImageStatus::Resolved(Lookup::NotFound),

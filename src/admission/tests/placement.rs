@@ -99,6 +99,19 @@ fn without_gating_a_failed_lookup_is_decided_by_unknown_images() {
 }
 
 #[test]
+fn a_registry_that_answered_no_decides_at_once_instead_of_gating() {
+    let p = pod(&["private/app:1"], json!({}));
+    let (d, out) = decide(&policy(""), &p, &[], Stage::Mutate);
+    assert!(matches!(d.verdict, Verdict::Patch(_)), "{d:?}");
+    assert!(out["spec"].get("schedulingGates").is_none(), "{out}");
+    assert!(
+        d.warnings[0].contains("refused access (401)"),
+        "{:?}",
+        d.warnings
+    );
+}
+
+#[test]
 fn an_image_that_runs_nowhere_is_denied_even_while_another_lookup_is_pending() {
     let p = pod(&["slow/app:1", "old:1"], json!({}));
     let (d, _) = decide(
