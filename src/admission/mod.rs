@@ -2,22 +2,21 @@
 //! encode. The server, `check` and the benches all call [`Admission::review`].
 
 pub mod patch;
+mod resolve;
 pub mod review;
+mod template;
 
-use crate::image::ImageRef;
 use crate::inventory::Inventory;
-use crate::platforms::{Lookup, LookupRequest, PlatformSource};
-use crate::pod::{Container, ContainerKind, Pod};
-use crate::policy::evaluate::{
-    evaluate, evaluate_ephemeral, Decision, ImageFacts, ImageStatus, Mutation, Stage, Verdict,
-};
-use crate::policy::model::{Mode, OnOverload};
+use crate::platforms::PlatformSource;
+use crate::pod::Pod;
+use crate::policy::evaluate::{evaluate, evaluate_ephemeral, Decision, Stage, Verdict};
+use crate::policy::model::OnOverload;
 use crate::policy::Policy;
-use futures_util::FutureExt;
-use review::{LenientReviewIn, ObjectIn, RequestIn, ResponseOut, SUPPORTED_VERSIONS};
+use review::{LenientReviewIn, ObjectIn, ResponseOut, SUPPORTED_VERSIONS};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
+use template::template_changed;
 
 /// A request the API server should not have sent: answered with an HTTP 400, not a review.
 #[derive(Debug, thiserror::Error)]
@@ -259,102 +258,6 @@ impl Admission {
         Ok(finish(response, summary, Some(decision)))
     }
 
-    /// A workload's template, judged as the pods its controller will create: in `mutate` mode,
-    /// whether the mutating webhook can place them; otherwise whether they are safe as written.
-    /// Templates are never patched (GitOps tools would see drift).
-    pub async fn decide_template(&self, pod: &Pod, namespace: &str, deadline: Instant) -> Decision {
-        let images = self
-            .resolve(pod.scheduling_containers(), pod, namespace, deadline, false)
-            .await;
-        let inventory = self.inventory.load();
-        let mut decision = evaluate(
-            &self.policy,
-            &inventory,
-            pod,
-            namespace,
-            &images,
-            Stage::Mutate,
-        );
-        if decision.mode != Mode::Mutate {
-            decision = evaluate(
-                &self.policy,
-                &inventory,
-                pod,
-                namespace,
-                &images,
-                Stage::Validate,
-            );
-        }
-        if matches!(decision.verdict, Verdict::Patch(_)) {
-            decision.verdict = Verdict::Allow;
-        }
-        decision
-    }
-
-    /// The mutating stage for a workload whose kind the policy places at its template: the
-    /// template gets the same architecture affinity its pods would, so its controller creates
-    /// pods only for nodes that can run them (a DaemonSet's pods are each bound to one node
-    /// before archgate sees them). Returns the decision and the operations on the workload.
-    pub async fn place_template(
-        &self,
-        object: &serde_json::Value,
-        template: &Pod,
-        namespace: &str,
-        deadline: Instant,
-    ) -> (Decision, Vec<patch::PatchOp>) {
-        // Placed as its pods will be placed, before any controller binds them to a node.
-        let mut unbound = template.clone();
-        unbound.metadata.owner_references = None;
-        let images = self
-            .resolve(
-                unbound.scheduling_containers(),
-                &unbound,
-                namespace,
-                deadline,
-                false,
-            )
-            .await;
-        let mut decision = evaluate(
-            &self.policy,
-            &self.inventory.load(),
-            &unbound,
-            namespace,
-            &images,
-            Stage::Mutate,
-        );
-        // The annotation alone is no reason to change a template: every node can run it.
-        if let Verdict::Patch(m) = &decision.verdict {
-            let placement = Mutation {
-                annotation: None,
-                ..m.clone()
-            };
-            if placement.is_empty() {
-                decision.verdict = Verdict::Allow;
-            }
-        }
-        let ops = match &decision.verdict {
-            Verdict::Patch(mutation) => {
-                let kind = object.get("kind").and_then(serde_json::Value::as_str);
-                let prefix = crate::workload::template_pointer(kind.unwrap_or_default());
-                let has_metadata = prefix
-                    .and_then(|p| object.pointer(&format!("{p}/metadata")))
-                    .is_some_and(serde_json::Value::is_object);
-                let ops = patch::build(&unbound, mutation);
-                prefix.map_or_else(Vec::new, |p| patch::under(ops, p, has_metadata))
-            }
-            Verdict::Gate(reason) => {
-                // A template cannot wait behind a gate; its pods can, one by one.
-                decision.warnings.push(format!(
-                    "archgate left the pod template as it is, {reason}; its pods are placed one by one as they are created"
-                ));
-                decision.verdict = Verdict::Allow;
-                Vec::new()
-            }
-            Verdict::Allow | Verdict::Deny(_) => Vec::new(),
-        };
-        (decision, ops)
-    }
-
     /// Ephemeral containers added by this UPDATE, checked against the node the pod runs on.
     async fn decide_ephemeral(
         &self,
@@ -378,91 +281,6 @@ impl Admission {
             Stage::Validate,
         )
     }
-
-    /// Looks up the images of a gated `pod`'s init and app containers for the placement
-    /// controller: patiently (`timeouts.background`, no remembered failure), bounded by
-    /// `deadline`.
-    pub async fn resolve_gated<'p>(
-        &self,
-        pod: &'p Pod,
-        namespace: &str,
-        deadline: Instant,
-    ) -> Vec<ImageFacts<'p>> {
-        let containers = pod.scheduling_containers();
-        self.resolve(containers, pod, namespace, deadline, true)
-            .await
-    }
-
-    /// Looks up the images of `containers` of `pod`, all at once, each bounded by `deadline`.
-    async fn resolve<'p>(
-        &self,
-        containers: impl Iterator<Item = (ContainerKind, &'p Container)>,
-        pod: &Pod,
-        namespace: &str,
-        deadline: Instant,
-        patient: bool,
-    ) -> Vec<ImageFacts<'p>> {
-        let containers: Vec<_> = containers.collect();
-        let refs: Vec<Result<ImageRef, String>> = containers
-            .iter()
-            .map(|(_, c)| match c.image.as_deref() {
-                None | Some("") => Err("has no image".to_string()),
-                Some(image) => ImageRef::parse(image).map_err(|e| e.to_string()),
-            })
-            .collect();
-        let deadline = tokio::time::Instant::from_std(deadline);
-        let pull = pod.pull_context(namespace);
-        // Most lookups answer at once (the static file, a warm cache): take those answers
-        // directly, and wait, bounded by the deadline, only for the rest.
-        let mut statuses = Vec::with_capacity(refs.len());
-        let mut pending = Vec::new();
-        for (i, r) in refs.iter().enumerate() {
-            let image = match r {
-                Ok(image) => image,
-                Err(e) => {
-                    statuses.push(ImageStatus::Invalid(e.clone()));
-                    continue;
-                }
-            };
-            let mut lookup = self.source.lookup(LookupRequest {
-                image,
-                patient,
-                pull: &pull,
-            });
-            match (&mut lookup).now_or_never() {
-                Some(found) => statuses.push(ImageStatus::Resolved(found)),
-                None => {
-                    // A placeholder, replaced by the answer waited for below.
-                    statuses.push(ImageStatus::Resolved(Lookup::NotFound));
-                    pending.push((i, lookup));
-                }
-            }
-        }
-        let waited =
-            futures_util::future::join_all(pending.into_iter().map(|(i, lookup)| async move {
-                match tokio::time::timeout_at(deadline, lookup).await {
-                    Ok(found) => (i, found),
-                    Err(_) => (
-                        i,
-                        Lookup::Unavailable("timed out before the admission deadline".into()),
-                    ),
-                }
-            }))
-            .await;
-        for (i, found) in waited {
-            statuses[i] = ImageStatus::Resolved(found);
-        }
-        containers
-            .into_iter()
-            .zip(statuses)
-            .map(|((kind, c), status)| ImageFacts {
-                container: &c.name,
-                kind,
-                image: c.image.as_deref().unwrap_or(""),
-                status,
-            })
-            .collect()
-    }
 }
 
 /// What kind of object a review is about, as far as archgate is concerned.
@@ -485,22 +303,6 @@ impl Target {
             _ => None,
         }
     }
-}
-
-/// Whether an UPDATE changed the pod template (a scale or status change did not).
-fn template_changed(req: &RequestIn<'_>) -> bool {
-    let template = |raw: Option<&serde_json::value::RawValue>| {
-        let v: serde_json::Value = raw.and_then(|r| serde_json::from_str(r.get()).ok())?;
-        let spec = v.get("spec")?;
-        spec.get("template")
-            .or_else(|| spec.get("jobTemplate"))
-            .cloned()
-    };
-    let object = match req.object {
-        ObjectIn::Raw(raw) => Some(raw),
-        _ => None,
-    };
-    req.old_object.is_none() || template(object) != template(req.old_object)
 }
 
 /// A pod (or a workload's template as the pod it stands for), its namespace, and for a workload

@@ -1,6 +1,7 @@
 //! The placement policy: its TOML model, loading with line:column errors, and the pure evaluator.
 
 pub mod arch;
+mod demands;
 pub mod evaluate;
 pub mod explain;
 pub mod gate;
