@@ -792,3 +792,26 @@ async fn archgate_serve_places_a_pod_by_what_its_registry_says() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_spoken_to_a_plain_http_registry_is_a_configuration_error_not_slowness() {
+    let reg = Registry::plain();
+    reg.push_image("team/app", "v1", "linux/amd64", OCI_MANIFEST)
+        .await;
+    // No `insecure = true`: archgate speaks TLS and the registry answers in plain HTTP.
+    let s = source("", None, None);
+    let answer = lookup(&s.source, &format!("{}/team/app:v1", reg.host)).await;
+    assert!(
+        matches!(answer, Lookup::Failed(_)),
+        "retrying will not help, so the pod is not gated: {answer:?}"
+    );
+    // A registry that is down (connection refused) may come back: worth waiting for.
+    let port = common::registry::free_port();
+    let down = source(
+        &format!("[registries.\"127.0.0.1:{port}\"]\ninsecure = true\n"),
+        None,
+        None,
+    );
+    let answer = lookup(&down.source, &format!("127.0.0.1:{port}/team/app:v1")).await;
+    assert!(matches!(answer, Lookup::Unavailable(_)), "{answer:?}");
+}

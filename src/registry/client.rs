@@ -6,7 +6,7 @@ use super::auth::{parse_challenge, AuthCache, Challenge, TokenResponse};
 use super::config::{canonical_host, RegistryConfig};
 use super::credentials::{Credential, Scope};
 use super::guard::{Guard, GuardError};
-use super::http::{guard_refusal, http_client, transport_reason};
+use super::http::{guard_refusal, http_client, is_tls_failure, transport_reason};
 use super::manifest::MAX_DOCUMENT_BYTES;
 use super::metrics::RegistryMetrics;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -39,7 +39,13 @@ pub enum FetchError {
     #[error("{host} did not answer within {timeout_ms} ms")]
     Timeout { host: String, timeout_ms: u128 },
     #[error("cannot reach {host}: {reason}")]
-    Transport { host: String, reason: String },
+    Transport {
+        host: String,
+        reason: String,
+        /// Not a TLS failure (a certificate nobody trusts, plain HTTP where HTTPS was spoken),
+        /// which no retry mends.
+        retryable: bool,
+    },
     #[error("{host}: the {what} is larger than {MAX_DOCUMENT_BYTES} bytes")]
     TooLarge { host: String, what: String },
     #[error("token service {realm} for {host} failed: {reason}")]
@@ -68,7 +74,8 @@ impl FetchError {
     /// Asking again later may succeed: the host was slow, unreachable or overloaded.
     pub fn is_transient(&self) -> bool {
         match self {
-            FetchError::Timeout { .. } | FetchError::Transport { .. } => true,
+            FetchError::Timeout { .. } => true,
+            FetchError::Transport { retryable, .. } => *retryable,
             FetchError::Status { status, .. } => *status >= 500 || *status == 429,
             FetchError::Guard(_)
             | FetchError::Unauthorized { .. }
@@ -370,6 +377,7 @@ impl Client {
                     Err(FetchError::Transport {
                         host: ep.host.clone(),
                         reason: transport_reason(&e),
+                        retryable: !is_tls_failure(&e),
                     }),
                 ),
             },
@@ -419,6 +427,7 @@ impl Client {
                     return Err(FetchError::Transport {
                         host: ep.host.clone(),
                         reason: transport_reason(&e),
+                        retryable: !is_tls_failure(&e),
                     })
                 }
             }

@@ -30,6 +30,34 @@ pub(super) fn transport_reason(e: &reqwest::Error) -> String {
     last
 }
 
+/// Whether the TLS handshake itself failed: a certificate nobody here trusts, a name it does not
+/// cover, plain HTTP answering where HTTPS was spoken. Configuration, not weather.
+pub(super) fn is_tls_failure(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if is_rustls(err) {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// A rustls error, or I/O errors wrapping one (hyper and tokio-rustls nest them, and an I/O
+/// error's `source` skips the error it wraps).
+fn is_rustls(err: &(dyn std::error::Error + 'static)) -> bool {
+    if err.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    match err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_rustls(inner),
+        None => false,
+    }
+}
+
 pub(super) fn http_client(
     config: &RegistryConfig,
     guard: &Arc<Guard>,
