@@ -467,7 +467,8 @@ async fn bad_requests_are_refused_and_the_server_keeps_serving(proto: Proto) {
     let (status, _, _) = client.get(MUTATE).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "GET /mutate");
 
-    // A kind archgate knows nothing of (a Service): a review denial, not an HTTP error.
+    // A kind archgate knows nothing of (a Service): allowed with a warning, never denied (a
+    // denial would block the kind cluster-wide), and not an HTTP error.
     let mut service = fixture("deployment-create.json");
     service["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Service"});
     let (status, _, body) = client
@@ -480,11 +481,28 @@ async fn bad_requests_are_refused_and_the_server_keeps_serving(proto: Proto) {
     assert_eq!(status, StatusCode::OK);
     let answer: Value = serde_json::from_slice(&body).unwrap();
     assert_envelope(&service, &answer, "service");
-    assert_eq!(answer["response"]["allowed"], false, "{answer}");
-    assert_eq!(answer["response"]["status"]["code"], 400, "{answer}");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let warning = answer["response"]["warnings"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        warning.contains("v1 Service") && warning.contains("allowed it unchecked"),
+        "{answer}"
+    );
     assert!(answer["response"].get("patch").is_none());
+    let metrics = server.metrics().await;
+    assert_eq!(
+        common::metric(
+            &metrics,
+            "archgate_admission_reviews_total",
+            &[("endpoint", "mutate"), ("decision", "unhandled")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
 
-    // A Deployment at the mutating webhook: templates are never mutated.
+    // A Deployment at the mutating webhook: its template is left alone (only DaemonSets are
+    // placed by default).
     let answer = client.review(MUTATE, "deployment-create.json").await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     assert!(answer["response"].get("patch").is_none(), "{answer}");

@@ -179,13 +179,18 @@ impl Admission {
         };
 
         let target = Target::of(&req.kind.group, &req.kind.kind, req.sub_resource.as_deref());
+        // A kind archgate does not handle (a rule added by mistake, a CRD) is allowed: a denial
+        // would block that whole kind cluster-wide. The warning and the metric say so.
         let Some(target) = target else {
             let msg = format!(
-                "archgate evaluates Pods and workloads with pod templates; it was sent {} {}: check the webhook configuration's rules",
+                "archgate evaluates Pods and workloads with pod templates; it was sent {} {} and allowed it unchecked: remove this kind from the webhook configuration's rules",
                 req.kind.describe(),
                 summary.name
             );
-            return Ok(finish(denied(&mut summary, 400, msg), summary, None));
+            summary.decision = "unhandled";
+            summary.message = Some(msg.clone());
+            let response = ResponseOut::allow(&summary.uid).with_warnings(vec![msg]);
+            return Ok(finish(response, summary, None));
         };
         // Scheduling fields are immutable after CREATE: an UPDATE can only add ephemeral
         // containers or change a workload's template.

@@ -9,7 +9,15 @@ use prometheus::{
 use std::time::Duration;
 
 /// Every decision a review can end in, as the `decision` label spells it.
-const DECISIONS: [&str; 6] = ["allow", "patch", "gate", "deny", "warn", "skip"];
+const DECISIONS: [&str; 7] = [
+    "allow",
+    "patch",
+    "gate",
+    "deny",
+    "warn",
+    "skip",
+    "unhandled",
+];
 
 /// Seconds; the admission path usually answers in well under a millisecond.
 const LATENCY_BUCKETS: [f64; 16] = [
