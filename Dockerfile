@@ -4,7 +4,9 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 -t ghcr.io/archgate/archgate:0.1.0 --push .
 #
 # Each platform builds natively (under QEMU emulation on a foreign builder): musl makes the binary
-# static, so the runtime image holds nothing but it and the CA certificates registries need.
+# static, so the runtime image holds nothing but it and the CA certificates registries need:
+# archgate reads the system store at /etc/ssl/certs/ca-certificates.crt (or SSL_CERT_FILE), so
+# a private registry's CA can be added there, or per host with `ca_file` in registries.toml.
 
 FROM rust:1-alpine AS build
 RUN apk add --no-cache musl-dev ca-certificates

@@ -187,3 +187,37 @@ async fn check_with_a_registry_that_is_down_warns_the_image_is_unknown() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_in_the_system_store_is_trusted_without_a_ca_file() {
+    let reg = Registry::start(true, Auth::None);
+    reg.push_image("team/app", "1", "linux/arm64", OCI_MANIFEST)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let pod = pod_manifest(dir.path(), &format!("{}/team/app:1", reg.host));
+    let config = common::write_file(dir.path(), "registries.toml", "");
+    let ca = reg.ca.clone().unwrap();
+    let run = |cert_file: &Path| {
+        let out = Command::new(common::bin())
+            .args(["check", "--policy"])
+            .arg(common::homelab_policy())
+            .arg("--registry-config")
+            .arg(&config)
+            .arg(&pod)
+            .env("SSL_CERT_FILE", cert_file)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The home CA installed in the system store (here: SSL_CERT_FILE) is trusted.
+    let trusted = run(&ca);
+    assert!(
+        trusted.starts_with("patch  Pod shop/report  [arm64]"),
+        "{trusted}"
+    );
+    // A store without it: the registry's certificate is not trusted, and the image is unknown.
+    let empty = common::write_file(dir.path(), "empty.pem", "");
+    let untrusted = run(&empty);
+    assert!(untrusted.contains("could not be looked up"), "{untrusted}");
+}

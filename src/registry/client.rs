@@ -6,7 +6,7 @@ use super::auth::{parse_challenge, AuthCache, Challenge, TokenResponse};
 use super::config::{canonical_host, RegistryConfig};
 use super::credentials::{Credential, Scope};
 use super::guard::{Guard, GuardError};
-use super::http::{guard_refusal, http_client, is_tls_failure, transport_reason};
+use super::http::{guard_refusal, http_client, is_tls_failure, system_roots, transport_reason};
 use super::manifest::MAX_DOCUMENT_BYTES;
 use super::metrics::RegistryMetrics;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -142,11 +142,13 @@ impl Client {
             .flat_map(|(host, c)| std::iter::once(host.clone()).chain(c.mirror.clone()))
             .collect();
         let guard = Arc::new(Guard::new(&config.allow, &config.deny, &configured));
-        let default_http = http_client(&config, &guard, None, "default")?;
+        let system = system_roots();
+        let default_http = http_client(&config, &guard, &system, None, "default")?;
         let mut by_host = HashMap::new();
         for (host, c) in &config.registries {
             if let Some(pem) = &c.ca_pem {
-                by_host.insert(host.clone(), http_client(&config, &guard, Some(pem), host)?);
+                let http = http_client(&config, &guard, &system, Some(pem), host)?;
+                by_host.insert(host.clone(), http);
             }
         }
         let auth = AuthCache::new(usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX));

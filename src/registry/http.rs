@@ -58,9 +58,30 @@ fn is_rustls(err: &(dyn std::error::Error + 'static)) -> bool {
     }
 }
 
+/// The certificates every registry is trusted through: the system's store (honouring
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`, so a home CA installed there is trusted), and the
+/// compiled-in public roots for systems, or images, that have none. Read once per client.
+pub(super) fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "cannot read part of the system's CA certificates");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(
+        added,
+        ignored,
+        "trusting the system's CA certificates for registries"
+    );
+    roots
+}
+
 pub(super) fn http_client(
     config: &RegistryConfig,
     guard: &Arc<Guard>,
+    system: &rustls::RootCertStore,
     extra_ca: Option<&[u8]>,
     host: &str,
 ) -> Result<reqwest::Client, ClientBuildError> {
@@ -68,9 +89,7 @@ pub(super) fn http_client(
         host: host.to_string(),
         reason,
     };
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let mut roots = system.clone();
     if let Some(pem) = extra_ca {
         for cert in rustls_pemfile::certs(&mut &pem[..]) {
             let cert = cert.map_err(|e| ca_err(e.to_string()))?;
