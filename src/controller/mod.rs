@@ -132,9 +132,9 @@ async fn compete(context: Arc<Context>, config: ControllerConfig) {
                 }
             }
         }
+        // Aborting drops every pod task, and with it its count in the gated gauge.
         work.abort();
         context.metrics.leader.set(0);
-        context.metrics.gated.set(0);
         tracing::warn!(identity = %config.identity, "no longer leading the placement controller");
     }
 }
@@ -213,6 +213,9 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
     let mut backoff = BACKOFF.0;
     let mut guard = None;
     let mut told_give_up = false;
+    // Updates refused in a row: a conflict is retried at once, but one that keeps coming (a
+    // validation the update fails every time) must not become a busy loop on the API server.
+    let mut refused = 0u32;
     loop {
         let stored = match api.get_opt(&name).await {
             Ok(Some(stored)) => stored,
@@ -362,11 +365,13 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
             Err(kube::Error::Api(s)) if s.code == 404 => return Finished::Done,
             // The pod changed since it was read (409, or the resourceVersion test failed): read
             // it again at once. Anything else waits for the backoff.
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => {
+            Err(kube::Error::Api(s)) if (s.code == 409 || s.code == 422) && refused < 3 => {
+                refused += 1;
                 tracing::debug!(%namespace, pod = %name, message = %s.message, "the gated pod changed; reading it again");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
+                refused = 0;
                 tracing::warn!(%namespace, pod = %name, error = %e, "cannot release the gated pod; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF.1);
