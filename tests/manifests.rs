@@ -1207,7 +1207,7 @@ fn check_mounts(
         let v = pod.volumes.iter().flatten().find(|v| v.name == m.name)?;
         Some((m.clone(), v.clone()))
     };
-    for flag in ["--policy", "--platforms"] {
+    for flag in ["--policy", "--platforms", "--registry-config"] {
         let Some(path) = arg(args, flag) else {
             errs.push(format!("{cat}: no {flag} argument"));
             continue;
@@ -2065,6 +2065,49 @@ fn pull_secrets_component_adds_the_flag_and_the_secret_rbac_only() {
     {
         errs.push(format!("{}: no --pull-secrets in args {args}", dep.at()));
     }
+    fail_on(errs);
+}
+
+#[test]
+fn registry_credentials_component_mounts_the_docker_config_secret() {
+    let dir = manifests().join("components/registry-credentials");
+    let k = kustomization(&dir);
+    assert_eq!(k.kind, "Component", "{}: not a Component", rel(&dir));
+    let mut b = base_bundle();
+    let mut errs = Vec::new();
+    apply_json6902(&dir, &k, &mut b.docs, &mut errs);
+    let ctx = Ctx {
+        what: "manifests/base + components/registry-credentials".into(),
+        base: Some(kustomization(&manifests().join("base"))),
+        pull_secrets: false,
+    };
+    errs.extend(check_bundle(&b, &ctx));
+    let dep = b.of_kind("Deployment")[0];
+    let spec = &dep.value["spec"]["template"]["spec"];
+    let args: Vec<&str> = spec["containers"][0]["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let path = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--docker-config="))
+        .unwrap_or_else(|| panic!("no --docker-config in {args:?}"));
+    let mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| path.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap_or("-"))))
+        .unwrap_or_else(|| panic!("{path} is under no volume mount"));
+    assert_eq!(mount["readOnly"], true);
+    let volume = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], "archgate-registry-credentials");
     fail_on(errs);
 }
 
