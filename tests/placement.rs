@@ -211,17 +211,41 @@ fn affinity(pod: &Value) -> &Value {
         ["nodeSelectorTerms"]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recovers() {
+/// A fake API server, a registry holding `app/web:1.0` for `platform`, and a stalled proxy in
+/// front of it; `image` names the image through the proxy. Bind every field: the registry stops
+/// when its binding is dropped.
+struct Stalled {
+    api: KubeApi,
+    _registry: Registry,
+    stall: Stall,
+    image: String,
+}
+
+async fn stalled(platform: &str) -> Stalled {
     let api = KubeApi::start();
     let registry = Registry::plain();
     registry
-        .push_image("app/web", "1.0", "linux/amd64", OCI_MANIFEST)
+        .push_image("app/web", "1.0", platform, OCI_MANIFEST)
         .await;
-    let upstream: SocketAddr = registry.host.parse().unwrap();
-    let stall = Stall::start(upstream).await;
-    let server = serve(&api, &[stall.addr], "10m");
+    let stall = Stall::start(registry.host.parse().unwrap()).await;
     let image = format!("{}/app/web:1.0", stall.addr);
+    Stalled {
+        api,
+        _registry: registry,
+        stall,
+        image,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recovers() {
+    let Stalled {
+        api,
+        stall,
+        image,
+        _registry,
+    } = stalled("linux/amd64").await;
+    let server = serve(&api, &[stall.addr], "10m");
 
     let mut pod = common::kubeapi::pod("shop", "web-1", &image);
     pod["metadata"]["labels"] = json!({"app": "web"});
@@ -314,15 +338,13 @@ async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recover
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_update_is_retried_from_a_fresh_read() {
-    let api = KubeApi::start();
-    let registry = Registry::plain();
-    registry
-        .push_image("app/web", "1.0", "linux/arm64", OCI_MANIFEST)
-        .await;
-    let upstream: SocketAddr = registry.host.parse().unwrap();
-    let stall = Stall::start(upstream).await;
+    let Stalled {
+        api,
+        stall,
+        image,
+        _registry,
+    } = stalled("linux/arm64").await;
     let server = serve(&api, &[stall.addr], "10m");
-    let image = format!("{}/app/web:1.0", stall.addr);
     let stored = create(&server, &api, common::kubeapi::pod("shop", "web-2", &image)).await;
     assert!(gated(&stored), "{stored}");
     api.set_fail_patches(2);
@@ -421,13 +443,12 @@ async fn holder(api: &KubeApi) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease() {
-    let api = KubeApi::start();
-    let registry = Registry::plain();
-    registry
-        .push_image("app/web", "1.0", "linux/amd64", OCI_MANIFEST)
-        .await;
-    let upstream: SocketAddr = registry.host.parse().unwrap();
-    let stall = Stall::start(upstream).await;
+    let Stalled {
+        api,
+        stall,
+        image,
+        _registry,
+    } = stalled("linux/amd64").await;
     let mut replicas = vec![
         serve(&api, &[stall.addr], "10m"),
         serve(&api, &[stall.addr], "10m"),
@@ -437,7 +458,6 @@ async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease() {
         .iter()
         .position(|s| leader.ends_with(&format!("_{}", s.pid())))
         .unwrap_or_else(|| panic!("the holder {leader} is neither replica"));
-    let image = format!("{}/app/web:1.0", stall.addr);
     let survivor = replicas.remove(1 - index);
     let stored = create(
         &survivor,
