@@ -66,8 +66,7 @@ pub struct FakeApiServer {
     pub addr: SocketAddr,
     pub kubeconfig: PathBuf,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: OwnThread,
     _dir: TempDir,
 }
 
@@ -112,28 +111,11 @@ impl FakeApiServer {
             requests: Mutex::new(Vec::new()),
         });
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let router = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                tokio::select! {
-                    _ = axum::serve(listener, router) => {}
-                    _ = stopped => {}
-                }
-            });
-            // Dropping the runtime ends every open watch and connection with it.
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        });
+        let server = OwnThread::serve(router);
+        let addr = server.addr;
 
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = write_kubeconfig(dir.path(), &format!("http://{addr}"));
@@ -141,8 +123,7 @@ impl FakeApiServer {
             addr,
             kubeconfig,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
             _dir: dir,
         }
     }
@@ -181,7 +162,44 @@ impl FakeApiServer {
     }
 }
 
-impl Drop for FakeApiServer {
+/// An axum router served over plain HTTP on 127.0.0.1 from a thread and runtime of its own, so
+/// tests that block (waiting for a process) do not stall it. Dropping it ends every open watch
+/// and connection.
+pub struct OwnThread {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OwnThread {
+    pub fn serve(router: axum::Router) -> OwnThread {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                tokio::select! {
+                    _ = axum::serve(listener, router) => {}
+                    _ = stopped => {}
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        });
+        OwnThread {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for OwnThread {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -126,8 +126,7 @@ pub struct KubeApi {
     pub addr: SocketAddr,
     pub kubeconfig: PathBuf,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::apiserver::OwnThread,
     _dir: TempDir,
 }
 
@@ -162,36 +161,18 @@ impl KubeApi {
             requests: Mutex::new(Vec::new()),
         });
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let router = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                tokio::select! {
-                    _ = axum::serve(listener, router) => {}
-                    _ = stopped => {}
-                }
-            });
-            // Dropping the runtime ends every open watch and connection with it.
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        });
+        let server = super::apiserver::OwnThread::serve(router);
+        let addr = server.addr;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = super::apiserver::write_kubeconfig(dir.path(), &format!("http://{addr}"));
         KubeApi {
             addr,
             kubeconfig,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
             _dir: dir,
         }
     }
@@ -238,17 +219,6 @@ impl KubeApi {
     /// The next `n` PATCH requests to pods fail with 409 Conflict.
     pub fn set_fail_patches(&self, n: usize) {
         self.shared.store.lock().unwrap().fail_patches = n;
-    }
-}
-
-impl Drop for KubeApi {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
