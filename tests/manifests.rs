@@ -2107,7 +2107,10 @@ fn registry_credentials_component_mounts_the_docker_config_secret() {
         .flatten()
         .find(|v| v["name"] == mount["name"])
         .unwrap();
-    assert_eq!(volume["secret"]["secretName"], "archgate-registry-credentials");
+    assert_eq!(
+        volume["secret"]["secretName"],
+        "archgate-registry-credentials"
+    );
     fail_on(errs);
 }
 

@@ -206,6 +206,19 @@ fn event_reasons(api: &KubeApi, ns: &str, pod: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits for an Event with `reason` on the pod, for at most [`WITHIN`].
+async fn wait_for_event(api: &KubeApi, ns: &str, pod: &str, reason: &str, server: &Server) {
+    let deadline = Instant::now() + WITHIN;
+    while !event_reasons(api, ns, pod).contains(&reason.to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} Event on {ns}/{pod}:\n{}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn affinity(pod: &Value) -> &Value {
     &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         ["nodeSelectorTerms"]
@@ -312,11 +325,10 @@ async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recover
         .as_str()
         .unwrap();
     assert!(note.contains("placed on amd64"), "{note}");
+    // The Event follows the release.
+    wait_for_event(&api, "shop", "web-1", "ArchgatePlaced", &server).await;
     let reasons = event_reasons(&api, "shop", "web-1");
-    assert!(
-        reasons.contains(&"ArchgateGated".into()) && reasons.contains(&"ArchgatePlaced".into()),
-        "{reasons:?}"
-    );
+    assert!(reasons.contains(&"ArchgateGated".into()), "{reasons:?}");
     let metrics = server.metrics().await;
     assert_eq!(
         common::metric(
@@ -395,18 +407,10 @@ async fn past_the_deadline_warn_releases_unplaced_and_deny_keeps_the_pod_gated()
         .as_str()
         .unwrap();
     assert!(note.contains("gave up"), "{note}");
-    assert!(event_reasons(&api, "shop", "lenient").contains(&"ArchgateGaveUp".into()));
+    wait_for_event(&api, "shop", "lenient", "ArchgateGaveUp", &server).await;
 
     // unknown_images = "deny": still gated, and told why.
-    let deadline = Instant::now() + WITHIN;
-    while !event_reasons(&api, "strict", "strict").contains(&"ArchgateGaveUp".into()) {
-        assert!(
-            Instant::now() < deadline,
-            "no give-up Event:\n{}",
-            server.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_event(&api, "strict", "strict", "ArchgateGaveUp", &server).await;
     let kept = api.get("/api/v1/namespaces/strict/pods/strict").unwrap();
     assert!(gated(&kept), "{kept}");
     let metrics = server.metrics().await;

@@ -6,12 +6,13 @@ mod resolve;
 pub mod review;
 mod template;
 
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, InventorySource};
 use crate::platforms::PlatformSource;
 use crate::pod::Pod;
 use crate::policy::evaluate::{evaluate, evaluate_ephemeral, Decision, Stage, Verdict};
 use crate::policy::model::OnOverload;
 use crate::policy::Policy;
+use arc_swap::ArcSwap;
 use review::{LenientReviewIn, ObjectIn, ResponseOut, SUPPORTED_VERSIONS};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -54,28 +55,84 @@ pub struct Answer {
     pub decision: Option<Decision>,
 }
 
-/// Everything the admission path needs, built once and shared by every request.
+/// Everything the admission path needs, shared by every request. The policy and the platform
+/// source can be replaced while serving (`serve` reloads them when their files change); each
+/// request decides with the pair it started with ([`Admission::snapshot`]).
 #[derive(Clone)]
 pub struct Admission {
-    pub policy: Arc<Policy>,
+    policy: Arc<ArcSwap<Policy>>,
     /// Swapped whole when the node watch sees a change; readers never wait.
-    pub inventory: Arc<arc_swap::ArcSwap<Inventory>>,
+    pub inventory: Arc<ArcSwap<Inventory>>,
+    source: Arc<ArcSwap<SourceSlot>>,
+}
+
+/// The platform source behind an [`ArcSwap`], which needs a sized type.
+struct SourceSlot(Arc<dyn PlatformSource>);
+
+/// The configuration one request decides with, taken once when it starts: a reload that lands
+/// meanwhile changes the next request, never this one. The inventory is not pinned: it follows
+/// the node watch as it always has.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// The policy in service when the request started.
+    pub policy: Arc<Policy>,
+    /// The platform source in service when the request started.
     pub source: Arc<dyn PlatformSource>,
+    inventory: Arc<ArcSwap<Inventory>>,
 }
 
 impl Admission {
     /// An admission path over the policy's static inventory.
     pub fn new(policy: Arc<Policy>, source: Arc<dyn PlatformSource>) -> Admission {
-        let inventory = Arc::new(arc_swap::ArcSwap::from_pointee(Inventory::from_policy(
-            &policy,
-        )));
+        let inventory = Arc::new(ArcSwap::from_pointee(Inventory::from_policy(&policy)));
         Admission {
-            policy,
+            policy: Arc::new(ArcSwap::new(policy)),
             inventory,
-            source,
+            source: Arc::new(ArcSwap::from_pointee(SourceSlot(source))),
         }
     }
 
+    /// The policy in service now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// The platform source in service now.
+    pub fn source(&self) -> Arc<dyn PlatformSource> {
+        Arc::clone(&self.source.load().0)
+    }
+
+    /// Puts `policy` in service for the requests that start from now on. While the inventory is
+    /// the policy's `[cluster] platforms` (no node watch, or none listed yet), it becomes the new
+    /// policy's; an inventory of watched Nodes stays.
+    pub fn set_policy(&self, policy: Arc<Policy>) {
+        self.inventory.rcu(|current| {
+            if current.source == InventorySource::Policy {
+                Arc::new(Inventory::from_policy(&policy))
+            } else {
+                Arc::clone(current)
+            }
+        });
+        self.policy.store(policy);
+    }
+
+    /// Puts `source` in service for the requests that start from now on.
+    pub fn set_source(&self, source: Arc<dyn PlatformSource>) {
+        self.source.store(Arc::new(SourceSlot(source)));
+    }
+
+    /// The policy and source in service now, for one request (or one round of the placement
+    /// controller) to decide with from start to end.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            policy: self.policy(),
+            source: self.source(),
+            inventory: Arc::clone(&self.inventory),
+        }
+    }
+}
+
+impl Snapshot {
     /// Decides for one pod at `stage`: resolves its images (bounded by `deadline`) and evaluates.
     pub async fn decide(
         &self,
@@ -97,6 +154,32 @@ impl Admission {
         )
     }
 
+    /// Ephemeral containers added by this UPDATE, checked against the node the pod runs on.
+    async fn decide_ephemeral(
+        &self,
+        pod: &Pod,
+        old: Option<&Pod>,
+        namespace: &str,
+        deadline: Instant,
+    ) -> Decision {
+        let existed =
+            |name: &str| old.is_some_and(|o| o.ephemeral_containers().any(|(_, c)| c.name == name));
+        let added = pod
+            .ephemeral_containers()
+            .filter(|(_, c)| !existed(&c.name));
+        let images = self.resolve(added, pod, namespace, deadline, false).await;
+        evaluate_ephemeral(
+            &self.policy,
+            &self.inventory.load(),
+            pod,
+            namespace,
+            &images,
+            Stage::Validate,
+        )
+    }
+}
+
+impl Admission {
     /// The answer when there is no capacity left before the request's deadline: the policy's
     /// `on_overload`, without evaluating anything.
     pub fn overloaded(&self, body: &[u8]) -> Result<Answer, BadReview> {
@@ -107,7 +190,7 @@ impl Admission {
             .as_deref()
             .unwrap_or(SUPPORTED_VERSIONS[0]);
         let req = review.request.ok_or(BadReview::NoRequest)?;
-        let (response, decision) = match self.policy.on_overload {
+        let (response, decision) = match self.policy().on_overload {
             OnOverload::Allow => (
                 ResponseOut::allow(&req.uid).with_warnings(vec![
                     "archgate was overloaded and admitted this object without checking where it can run".into(),
@@ -159,6 +242,8 @@ impl Admission {
             return Err(BadReview::Version(api_version.to_string()));
         }
         let mut req = review.request.ok_or(BadReview::NoRequest)?;
+        // From here on this request decides with the policy and source in service now.
+        let now = self.snapshot();
         // The uid, name and operation move into the summary, which has them from here on.
         let mut summary = Summary {
             uid: std::mem::take(&mut req.uid),
@@ -201,7 +286,7 @@ impl Admission {
             // validating stage judges every template. An UPDATE that leaves the template as it
             // was (a scale, a status, a label) is left alone, so nothing rolls for nothing.
             Target::Workload => {
-                (stage == Stage::Validate || self.policy.placement.places_template(&summary.kind))
+                (stage == Stage::Validate || now.policy.placement.places_template(&summary.kind))
                     && (summary.operation == "CREATE"
                         || (summary.operation == "UPDATE" && template_changed(&req)))
             }
@@ -231,24 +316,24 @@ impl Admission {
 
         let (decision, ops) = match (target, workload) {
             (Target::Workload, Some(object)) if stage == Stage::Mutate => {
-                self.place_template(&object, &pod, &namespace, deadline)
+                now.place_template(&object, &pod, &namespace, deadline)
                     .await
             }
             (Target::Workload, _) => (
-                self.decide_template(&pod, &namespace, deadline).await,
+                now.decide_template(&pod, &namespace, deadline).await,
                 Vec::new(),
             ),
             (Target::Ephemeral, _) => {
                 let old: Option<Pod> = req
                     .old_object
                     .and_then(|o| serde_json::from_str(o.get()).ok());
-                let decision = self
+                let decision = now
                     .decide_ephemeral(&pod, old.as_ref(), &namespace, deadline)
                     .await;
                 (decision, Vec::new())
             }
             (Target::Pod, _) => {
-                let decision = self.decide(&pod, &namespace, stage, deadline).await;
+                let decision = now.decide(&pod, &namespace, stage, deadline).await;
                 let ops = pod_ops(&pod, &decision);
                 (decision, ops)
             }
@@ -261,30 +346,6 @@ impl Admission {
             summary.message = Some(m.clone());
         }
         Ok(finish(response, summary, Some(decision)))
-    }
-
-    /// Ephemeral containers added by this UPDATE, checked against the node the pod runs on.
-    async fn decide_ephemeral(
-        &self,
-        pod: &Pod,
-        old: Option<&Pod>,
-        namespace: &str,
-        deadline: Instant,
-    ) -> Decision {
-        let existed =
-            |name: &str| old.is_some_and(|o| o.ephemeral_containers().any(|(_, c)| c.name == name));
-        let added = pod
-            .ephemeral_containers()
-            .filter(|(_, c)| !existed(&c.name));
-        let images = self.resolve(added, pod, namespace, deadline, false).await;
-        evaluate_ephemeral(
-            &self.policy,
-            &self.inventory.load(),
-            pod,
-            namespace,
-            &images,
-            Stage::Validate,
-        )
     }
 }
 

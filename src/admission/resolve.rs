@@ -1,7 +1,7 @@
 //! Resolve: each image of a pod to the platforms its source knows, all at once, each bounded by
 //! the deadline; for the webhook (the admission deadline) and the placement controller (patient).
 
-use super::Admission;
+use super::Snapshot;
 use crate::image::ImageRef;
 use crate::platforms::{Lookup, LookupRequest};
 use crate::pod::{Container, ContainerKind, Pod};
@@ -9,7 +9,7 @@ use crate::policy::evaluate::{ImageFacts, ImageStatus};
 use futures_util::FutureExt;
 use std::time::Instant;
 
-impl Admission {
+impl Snapshot {
     /// Looks up the images of a gated `pod`'s init and app containers for the placement
     /// controller: patiently (`timeouts.background`, no remembered failure), bounded by
     /// `deadline`.

@@ -2,13 +2,13 @@
 //! placed at the mutating stage for the kinds the policy's `[placement] templates` names.
 
 use super::review::{ObjectIn, RequestIn};
-use super::{patch, Admission};
+use super::{patch, Snapshot};
 use crate::pod::Pod;
 use crate::policy::evaluate::{evaluate, Decision, Mutation, Stage, Verdict};
 use crate::policy::model::Mode;
 use std::time::Instant;
 
-impl Admission {
+impl Snapshot {
     /// A workload's template, judged as the pods its controller will create: in `mutate` mode,
     /// whether the mutating webhook can place them; otherwise whether they are safe as written.
     /// Templates are never patched (GitOps tools would see drift).

@@ -7,6 +7,7 @@ pub mod completions;
 pub mod lint;
 pub mod placement_args;
 pub mod registry_args;
+pub mod reload;
 pub mod serve;
 pub mod test;
 

@@ -46,21 +46,22 @@ impl PlacementArgs {
             .unwrap_or_else(|| "archgate".into())
     }
 
-    /// Readies `policy` for this server: its own namespace is never gated, and gating is off
-    /// when no controller could release a gated pod (no cluster, or RBAC that forbids it), so
-    /// nothing is ever left waiting on a controller that does not run.
-    pub async fn prepare(&self, policy: &mut Policy, client: Option<&kube::Client>) {
-        policy.placement.never_gate.push(self.namespace());
-        if policy.placement.on_lookup_timeout != OnLookupTimeout::Gate {
-            return;
-        }
-        let why = match client {
-            None => Some("archgate does not watch a cluster (--inventory static or no cluster configuration), so no controller would release a gated pod".to_string()),
-            Some(client) => self.check_access(client).await.err(),
+    /// Decides once, at startup, what every policy this server loads needs: its own namespace,
+    /// and whether a placement controller can release gated pods (a cluster is watched, RBAC
+    /// allows it, and `policy`, the policy it starts with, gates at all). Apply the outcome to
+    /// each policy with [`Preparation::apply`]; reloads do not ask the API server again.
+    pub async fn prepare(&self, policy: &Policy, client: Option<&kube::Client>) -> Preparation {
+        let controller = if policy.placement.on_lookup_timeout != OnLookupTimeout::Gate {
+            Err("the policy archgate started with does not gate (on_lookup_timeout = \"decide\"), so no placement controller runs; restart archgate to start one".to_string())
+        } else {
+            match client {
+                None => Err("archgate does not watch a cluster (--inventory static or no cluster configuration), so no controller would release a gated pod".to_string()),
+                Some(client) => self.check_access(client).await,
+            }
         };
-        if let Some(why) = why {
-            tracing::warn!(reason = %why, "pods whose image lookups do not finish in time are decided at once (unknown_images), not gated");
-            policy.placement.on_lookup_timeout = OnLookupTimeout::Decide;
+        Preparation {
+            namespace: self.namespace(),
+            controller,
         }
     }
 
@@ -85,22 +86,25 @@ impl PlacementArgs {
             })
     }
 
-    /// Starts the controller when gating is on and the cluster is watched.
+    /// Starts the controller when `preparation` found that one can run. It runs until dropped,
+    /// whatever later reloads of the policy say, so pods gated before a reload that turns gating
+    /// off are still released.
     pub fn start(
         &self,
         client: Option<kube::Client>,
         admission: &Admission,
+        preparation: &Preparation,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Option<PlacementController>> {
         let Some(client) = client else {
             return Ok(None);
         };
-        if admission.policy.placement.on_lookup_timeout != OnLookupTimeout::Gate {
+        if preparation.controller.is_err() {
             return Ok(None);
         }
         let metrics = PlacementMetrics::register(registry)?;
         let config = ControllerConfig {
-            namespace: self.namespace(),
+            namespace: preparation.namespace.clone(),
             identity: identity(),
             lease_duration: self.lease_duration,
         };
@@ -114,6 +118,30 @@ impl PlacementArgs {
     }
 }
 
+/// What [`PlacementArgs::prepare`] decided at startup, applied to each policy `serve` loads.
+#[derive(Debug, Clone)]
+pub struct Preparation {
+    /// archgate's own namespace: its pods are never gated.
+    namespace: String,
+    /// Whether a placement controller runs, or why not.
+    controller: Result<(), String>,
+}
+
+impl Preparation {
+    /// Readies `policy` for this server: its own namespace is never gated, and gating is off
+    /// when no controller releases gated pods, so nothing is ever left waiting on a controller
+    /// that does not run. Returns why when it turned gating off.
+    pub fn apply<'a>(&'a self, policy: &mut Policy) -> Option<&'a str> {
+        policy.placement.never_gate.push(self.namespace.clone());
+        if policy.placement.on_lookup_timeout != OnLookupTimeout::Gate {
+            return None;
+        }
+        let why = self.controller.as_ref().err()?;
+        policy.placement.on_lookup_timeout = OnLookupTimeout::Decide;
+        Some(why)
+    }
+}
+
 /// This replica: the pod's name (its hostname in Kubernetes) and the process id.
 fn identity() -> String {
     let host = std::env::var("POD_NAME")
@@ -124,4 +152,64 @@ fn identity() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "archgate".into());
     format!("{host}_{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::path::Path;
+
+    fn policy(placement: &str) -> Policy {
+        let text = format!("[cluster]\nplatforms = [\"linux/amd64\"]\n{placement}");
+        Policy::from_toml(&text, Path::new("test.toml")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_does_not_gate_at_startup_keeps_every_reloaded_policy_from_gating() {
+        let args = PlacementArgs {
+            namespace: Some("archgate".into()),
+            lease_duration: Duration::from_secs(15),
+        };
+        let start = policy("[placement]\non_lookup_timeout = \"decide\"\n");
+        let preparation = args.prepare(&start, None).await;
+        assert!(preparation.controller.is_err());
+        let mut reloaded = policy("");
+        assert_eq!(reloaded.placement.on_lookup_timeout, OnLookupTimeout::Gate);
+        let why = preparation.apply(&mut reloaded).map(str::to_string);
+        assert!(why.is_some_and(|w| w.contains("restart archgate")));
+        assert_eq!(
+            reloaded.placement.on_lookup_timeout,
+            OnLookupTimeout::Decide
+        );
+        assert_eq!(reloaded.placement.never_gate.last().unwrap(), "archgate");
+    }
+
+    #[test]
+    fn a_running_controller_leaves_gating_as_each_policy_says() {
+        let preparation = Preparation {
+            namespace: "ops".into(),
+            controller: Ok(()),
+        };
+        let mut gates = policy("");
+        assert_eq!(preparation.apply(&mut gates), None);
+        assert_eq!(gates.placement.on_lookup_timeout, OnLookupTimeout::Gate);
+        assert_eq!(gates.placement.never_gate.last().unwrap(), "ops");
+        let mut decides = policy("[placement]\non_lookup_timeout = \"decide\"\n");
+        assert_eq!(preparation.apply(&mut decides), None);
+        assert_eq!(decides.placement.on_lookup_timeout, OnLookupTimeout::Decide);
+    }
+
+    #[tokio::test]
+    async fn without_a_cluster_a_gating_policy_is_switched_to_decide_at_once() {
+        let args = PlacementArgs {
+            namespace: Some("archgate".into()),
+            lease_duration: Duration::from_secs(15),
+        };
+        let mut start = policy("");
+        let preparation = args.prepare(&start, None).await;
+        let why = preparation.apply(&mut start).map(str::to_string);
+        assert!(why.is_some_and(|w| w.contains("does not watch a cluster")));
+        assert_eq!(start.placement.on_lookup_timeout, OnLookupTimeout::Decide);
+    }
 }

@@ -7,7 +7,7 @@ use crate::registry::credentials::{CredentialsError, Keyring};
 use crate::registry::metrics::RegistryMetrics;
 use crate::registry::{RegistryConfig, RegistryConfigError, RegistrySource};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, Args)]
@@ -57,16 +57,14 @@ impl RegistryArgs {
         pull_secrets: Option<Arc<dyn PullSecrets>>,
         metrics: &prometheus::Registry,
     ) -> Result<Arc<dyn PlatformSource>, RegistryArgsError> {
-        let static_source = static_platforms.map(|p| Arc::new(p) as Arc<dyn PlatformSource>);
-        if !self.enabled() {
-            return Ok(static_source.unwrap_or_else(|| Arc::new(StaticPlatforms::default())));
-        }
-        let registry: Arc<dyn PlatformSource> =
-            Arc::new(self.registry_source(pull_secrets, Some(metrics))?);
-        Ok(match static_source {
-            Some(first) => Arc::new(Layered::new(vec![first, registry])),
-            None => registry,
-        })
+        let static_layer = static_platforms.map(|p| Arc::new(p) as Arc<dyn PlatformSource>);
+        let registry = if self.enabled() {
+            let source = self.registry_source(pull_secrets, Some(metrics))?;
+            Some(Arc::new(source) as Arc<dyn PlatformSource>)
+        } else {
+            None
+        };
+        Ok(Layered::stack(static_layer, registry))
     }
 
     /// The registry source alone; without `metrics` its collectors are not exported.
@@ -80,35 +78,63 @@ impl RegistryArgs {
             None => RegistryConfig::default(),
         };
         let keyring = match &self.docker_config {
-            Some(path) => {
-                let bytes =
-                    std::fs::read(path).map_err(|source| RegistryArgsError::DockerConfigRead {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Keyring::from_config_json(
-                    &bytes,
-                    &format!("--docker-config file {}", path.display()),
-                )?
-            }
+            Some(path) => parse_docker_config(path, std::fs::read(path))?,
             None => Keyring::default(),
         };
-        let configured = config
-            .registries
-            .iter()
-            .flat_map(|(host, c)| std::iter::once(host.clone()).chain(c.mirror.clone()))
-            .chain(
-                config
-                    .allow
-                    .iter()
-                    .filter(|a| !a.starts_with("*."))
-                    .cloned(),
-            );
         let registry_metrics = match metrics {
-            Some(m) => RegistryMetrics::register(m, configured.collect::<Vec<_>>())?,
+            Some(m) => RegistryMetrics::register(m, configured_hosts(&config))?,
             None => RegistryMetrics::unregistered(),
         };
-        let client = Client::new(config, registry_metrics)?;
-        Ok(RegistrySource::new(client, keyring, pull_secrets))
+        Ok(new_registry_source(
+            config,
+            keyring,
+            registry_metrics,
+            pull_secrets,
+        )?)
     }
+}
+
+/// The node-wide credentials of a `--docker-config` file at `path`, from `read` (its bytes, or
+/// why it could not be read).
+pub fn parse_docker_config(
+    path: &Path,
+    read: std::io::Result<Vec<u8>>,
+) -> Result<Keyring, RegistryArgsError> {
+    let bytes = read.map_err(|source| RegistryArgsError::DockerConfigRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Keyring::from_config_json(
+        &bytes,
+        &format!("--docker-config file {}", path.display()),
+    )?)
+}
+
+/// The hosts a registry configuration names (registries, their mirrors, exact `allow` entries):
+/// they get their own `registry` label in the metrics.
+pub fn configured_hosts(config: &RegistryConfig) -> Vec<String> {
+    config
+        .registries
+        .iter()
+        .flat_map(|(host, c)| std::iter::once(host.clone()).chain(c.mirror.clone()))
+        .chain(
+            config
+                .allow
+                .iter()
+                .filter(|a| !a.starts_with("*."))
+                .cloned(),
+        )
+        .collect()
+}
+
+/// A registry source over a loaded configuration and node-wide credentials; its caches start
+/// empty.
+pub fn new_registry_source(
+    config: RegistryConfig,
+    keyring: Keyring,
+    metrics: RegistryMetrics,
+    pull_secrets: Option<Arc<dyn PullSecrets>>,
+) -> Result<RegistrySource, ClientBuildError> {
+    let client = Client::new(config, metrics)?;
+    Ok(RegistrySource::new(client, keyring, pull_secrets))
 }

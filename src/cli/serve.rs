@@ -1,9 +1,12 @@
-//! `archgate serve`: load the policy and platforms, then run the HTTPS webhook until SIGTERM.
+//! `archgate serve`: load the policy and platforms, then run the HTTPS webhook until SIGTERM,
+//! reloading the certificate and the configuration files when they change.
 
+use super::reload::{self, ConfigFiles, RegistryLayer, Reloader};
 use crate::admission::Admission;
 use crate::logging::{self, LogFormat};
-use crate::platforms::StaticPlatforms;
+use crate::platforms::{PlatformSource, StaticPlatforms};
 use crate::policy::Policy;
+use crate::server::reload::Tracked;
 use crate::server::{self, metrics::Metrics, routes, tls};
 use anyhow::Context;
 use clap::Args;
@@ -18,7 +21,7 @@ const DEV_PLATFORMS: &str = include_str!("../../policies/homelab-platforms.toml"
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Policy file (TOML); see policies/README.md.
+    /// Policy file (TOML); see policies/README.md. Reloaded when it changes on disk.
     #[arg(long, required_unless_present = "dev")]
     pub policy: Option<PathBuf>,
     /// Serving certificate (PEM); reloaded when it changes on disk.
@@ -30,7 +33,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 0.0.0.0:8443, or 127.0.0.1:8443 with --dev].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Static platforms file (TOML): image reference -> platforms.
+    /// Static platforms file (TOML): image reference -> platforms. Reloaded when it changes on
+    /// disk.
     #[arg(long)]
     pub platforms: Option<PathBuf>,
     /// Serve on localhost with an in-memory self-signed certificate and the bundled example
@@ -75,39 +79,60 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut policy = match &args.policy {
-        Some(path) => Policy::load(path)?,
+    // Each file is read once through its tracker, so what is in service is exactly what the
+    // reloader later compares the file with.
+    let mut policy_file = args.policy.clone().map(Tracked::new);
+    let mut policy = match &mut policy_file {
+        Some(file) => file.load(reload::parse_policy)?,
         None => Policy::from_toml(DEV_POLICY, Path::new("policies/homelab.toml (bundled)"))?,
     };
     // Before the platform source: a registry source takes `cluster.pull_secrets()`.
     let cluster = args.cluster.start(&policy, args.dev).await?;
-    args.placement
-        .prepare(&mut policy, cluster.client().as_ref())
+    // Decided once: a reloaded policy gets the same preparation, without asking the API server.
+    let preparation = args
+        .placement
+        .prepare(&policy, cluster.client().as_ref())
         .await;
-    let platforms = match &args.platforms {
-        Some(path) => StaticPlatforms::load(path)?,
-        None if args.dev => StaticPlatforms::from_toml(
+    if let Some(why) = preparation.apply(&mut policy) {
+        tracing::warn!(reason = %why, "pods whose image lookups do not finish in time are decided at once (unknown_images), not gated");
+    }
+    let mut platforms_file = args.platforms.clone().map(Tracked::new);
+    let platforms = match &mut platforms_file {
+        Some(file) => Some(file.load(reload::parse_platforms)?),
+        None if args.dev => Some(StaticPlatforms::from_toml(
             DEV_PLATFORMS,
             Path::new("policies/homelab-platforms.toml (bundled)"),
-        )?,
-        None => StaticPlatforms::default(),
+        )?),
+        None => None,
     };
     if args.platforms.is_none() && !args.dev && !args.registry.enabled() {
         tracing::warn!("no --platforms file: every image is unknown, and the policy's unknown_images setting decides");
     }
-    let images = platforms.len();
+    let images = platforms.as_ref().map_or(0, StaticPlatforms::len);
     let metrics = Metrics::new().context("cannot register metrics")?;
-    let source =
-        args.registry
-            .build_source(Some(platforms), cluster.pull_secrets(), metrics.registry())?;
-    let admission = Admission {
-        inventory: cluster.inventory(),
-        ..Admission::new(Arc::new(policy), source)
+    let files = ConfigFiles {
+        policy: policy_file,
+        platforms: platforms_file,
+        static_layer: platforms.map(|p| Arc::new(p) as Arc<dyn PlatformSource>),
+        registry: RegistryLayer::load(&args.registry, cluster.pull_secrets(), metrics.registry())?,
     };
+    let mut admission = Admission::new(Arc::new(policy), files.source());
+    admission.inventory = cluster.inventory();
     // Dropped (stopped) when serving ends.
-    let _controller = args
-        .placement
-        .start(cluster.client(), &admission, metrics.registry())?;
+    let _controller = args.placement.start(
+        cluster.client(),
+        &admission,
+        &preparation,
+        metrics.registry(),
+    )?;
+    let reloader = Reloader::new(
+        admission.clone(),
+        preparation,
+        metrics.config_reloads.clone(),
+        files,
+    );
+    // Dropped (no longer watched) when serving ends.
+    let _config_watch = reloader.watch()?;
 
     let (resolver, _watcher) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {

@@ -51,8 +51,6 @@ pub struct ControllerConfig {
 struct Context {
     client: kube::Client,
     admission: Admission,
-    /// The policy as it decides at the give-up deadline: failed lookups go to `unknown_images`.
-    give_up_policy: Policy,
     events: EventRecorder,
     metrics: PlacementMetrics,
 }
@@ -76,13 +74,10 @@ impl PlacementController {
         config: ControllerConfig,
         metrics: PlacementMetrics,
     ) -> PlacementController {
-        let mut give_up_policy = (*admission.policy).clone();
-        give_up_policy.placement.on_lookup_timeout = OnLookupTimeout::Decide;
         let context = Arc::new(Context {
             events: EventRecorder::new(client.clone(), &config.identity),
             client,
             admission,
-            give_up_policy,
             metrics,
         });
         PlacementController {
@@ -188,6 +183,13 @@ async fn lead(context: Arc<Context>) {
     }
 }
 
+/// `policy` as it decides at the give-up deadline: failed lookups go to `unknown_images`.
+fn giving_up(policy: &Policy) -> Policy {
+    let mut policy = policy.clone();
+    policy.placement.on_lookup_timeout = OnLookupTimeout::Decide;
+    policy
+}
+
 /// How one pod's task ended.
 enum Finished {
     /// Released, deleted, or no longer gated by archgate.
@@ -209,7 +211,6 @@ impl Drop for GatedGuard {
 /// passes, then the one update that releases it (retried from a fresh read on a conflict).
 async fn place(context: Arc<Context>, namespace: String, name: String) -> Finished {
     let api: Api<KubePod> = Api::namespaced(context.client.clone(), &namespace);
-    let policy = &context.admission.policy;
     let mut backoff = BACKOFF.0;
     let mut guard = None;
     let mut told_give_up = false;
@@ -238,6 +239,10 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
         if !pod.has_gate(GATE) {
             return Finished::Done;
         }
+        // Each round decides with the policy and source in service now: a reload applies to
+        // pods already gated, and one that turns gating off releases them.
+        let now = context.admission.snapshot();
+        let policy = &*now.policy;
         let who = PodRef {
             namespace: namespace.clone(),
             name: name.clone(),
@@ -271,8 +276,7 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
         } else {
             left.min(LOOKUP_WAIT)
         };
-        let images = context
-            .admission
+        let images = now
             .resolve_gated(&pod, &namespace, Instant::now() + wait)
             .await;
         let age = age();
@@ -283,8 +287,10 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
                 ImageStatus::Resolved(crate::platforms::Lookup::Unavailable(_))
             )
         });
+        let given_up;
         let deciding = if give_up {
-            &context.give_up_policy
+            given_up = giving_up(policy);
+            &given_up
         } else {
             policy
         };

@@ -151,6 +151,20 @@ impl Layered {
     pub fn new(sources: Vec<Arc<dyn PlatformSource>>) -> Layered {
         Layered { sources }
     }
+
+    /// The source of a server or a `check`: the static platforms file first (when given), then
+    /// the registry (when enabled); with neither, a source that knows no image. `serve` keeps
+    /// the two layers apart and stacks them again when either is reloaded.
+    pub fn stack(
+        static_layer: Option<Arc<dyn PlatformSource>>,
+        registry: Option<Arc<dyn PlatformSource>>,
+    ) -> Arc<dyn PlatformSource> {
+        match (static_layer, registry) {
+            (Some(first), Some(then)) => Arc::new(Layered::new(vec![first, then])),
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => Arc::new(StaticPlatforms::default()),
+        }
+    }
 }
 
 impl PlatformSource for Layered {

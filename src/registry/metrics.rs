@@ -101,6 +101,17 @@ impl RegistryMetrics {
         }
     }
 
+    /// The same collectors, with `configured` as the hosts that get their own label: for a
+    /// registry source rebuilt from a reloaded configuration (collectors register only once).
+    pub fn with_configured(&self, configured: impl IntoIterator<Item = String>) -> RegistryMetrics {
+        let mut known: BTreeSet<String> = WELL_KNOWN.iter().map(ToString::to_string).collect();
+        known.extend(configured);
+        RegistryMetrics {
+            known,
+            ..self.clone()
+        }
+    }
+
     /// The bounded label for a registry host.
     pub fn label<'a>(&self, host: &'a str) -> &'a str {
         if self.known.contains(host) {

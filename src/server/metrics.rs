@@ -35,6 +35,9 @@ pub struct Metrics {
     pub queued: IntGauge,
     pub overloaded: IntCounterVec,
     pub tls_reloads: IntCounterVec,
+    /// Configuration files reloaded, by file (policy, platforms, registry_config, docker_config)
+    /// and result (ok, error).
+    pub config_reloads: IntCounterVec,
     /// Series of `reviews` and `latency` resolved once per endpoint: looking labels up costs a
     /// hash and a lock on every review otherwise.
     mutate: StageSeries,
@@ -109,6 +112,13 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "archgate_config_reloads_total",
+                "Configuration file reloads, by file and result",
+            ),
+            &["file", "result"],
+        )?;
         let build = IntGauge::with_opts(
             Opts::new(
                 "archgate_build_info",
@@ -124,6 +134,7 @@ impl Metrics {
         registry.register(Box::new(queued.clone()))?;
         registry.register(Box::new(overloaded.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
+        registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(build))?;
         let series = |stage| StageSeries::new(&reviews, &latency, endpoint(stage));
         let (mutate, validate) = (series(Stage::Mutate), series(Stage::Validate));
@@ -138,6 +149,7 @@ impl Metrics {
             queued,
             overloaded,
             tls_reloads,
+            config_reloads,
         })
     }
 

@@ -5,15 +5,14 @@
 //! directory is watched, not the files. A new pair that fails to load or does not match keeps the
 //! old certificate in service.
 
+use super::reload::{FileWatch, WatchError};
 use arc_swap::ArcSwap;
-use notify::{RecursiveMode, Watcher};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -38,12 +37,8 @@ pub enum TlsError {
     },
     #[error("private key {key} does not belong to certificate {cert}")]
     Mismatch { cert: PathBuf, key: PathBuf },
-    #[error("cannot watch {path} for certificate changes: {source}")]
-    Watch {
-        path: PathBuf,
-        #[source]
-        source: notify::Error,
-    },
+    #[error("certificate: {0}")]
+    Watch(#[from] WatchError),
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -156,62 +151,25 @@ pub fn server_config(resolver: Arc<ReloadingResolver>) -> Result<Arc<ServerConfi
     Ok(Arc::new(config))
 }
 
-/// Watches the directories of `cert` and `key` and reloads the pair into `resolver` when they
-/// change. Returns the watcher, which stops watching when dropped.
+/// Watches the directories of `cert` and `key` ([`super::reload::watch`]) and reloads the pair
+/// into `resolver` when they change. Returns the watch, which stops when dropped.
 pub fn watch(
     resolver: Arc<ReloadingResolver>,
     cert: PathBuf,
     key: PathBuf,
     on_reload: impl Fn(Result<(), &TlsError>) + Send + 'static,
-) -> Result<notify::RecommendedWatcher, TlsError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Our own reads of the files are events too (inotify reports opens): reacting to them
-        // would reload forever. Only changes count.
-        let changed = event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
-        if changed {
-            // A full channel already holds a pending reload; one is enough.
-            let _ = tx.try_send(());
-        }
-    })
-    .map_err(|source| TlsError::Watch {
-        path: cert.clone(),
-        source,
-    })?;
-    let mut dirs: Vec<PathBuf> = [&cert, &key].iter().map(|p| parent_dir(p)).collect();
-    dirs.dedup();
-    for dir in &dirs {
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|source| TlsError::Watch {
-                path: dir.clone(),
-                source,
-            })?;
-    }
-    tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // Writers replace files in several steps; let them finish before reading.
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            while rx.try_recv().is_ok() {}
-            match load_pair(&cert, &key) {
-                Ok(pair) => {
-                    let changed = pair.cert.first().map(|c| c.as_ref())
-                        != Some(resolver.leaf_der().as_slice());
-                    if changed {
-                        resolver.replace(pair);
-                        on_reload(Ok(()));
-                    }
-                }
-                Err(e) => on_reload(Err(&e)),
+) -> Result<FileWatch, TlsError> {
+    let paths = [cert.clone(), key.clone()];
+    let watch = super::reload::watch(&paths, move || match load_pair(&cert, &key) {
+        Ok(pair) => {
+            let changed =
+                pair.cert.first().map(|c| c.as_ref()) != Some(resolver.leaf_der().as_slice());
+            if changed {
+                resolver.replace(pair);
+                on_reload(Ok(()));
             }
         }
-    });
-    Ok(watcher)
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+        Err(e) => on_reload(Err(&e)),
+    })?;
+    Ok(watch)
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 mod cluster;
 mod placement;
+mod swap;
 
 const CLUSTER: &str = r#"
 [cluster]

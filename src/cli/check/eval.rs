@@ -3,7 +3,7 @@
 //! [`Evaluator::object`]; the decisions themselves come from [`Admission`], never from here.
 
 use super::input::SourceRef;
-use crate::admission::{patch, respond, respond_with, Admission};
+use crate::admission::{patch, respond, respond_with, Admission, Snapshot};
 use crate::pod::Pod;
 use crate::policy::{Decision, Stage, Verdict};
 use crate::workload::{self, WorkloadError};
@@ -153,14 +153,16 @@ impl Evaluator {
             return Ok(report);
         };
         report.namespace.clone_from(&wp.namespace);
+        // Both stages of one object decide with one policy, as one request to the webhook does.
+        let now = self.admission.snapshot();
         if wp.is_pod() {
-            self.runtime.block_on(self.admit(&mut report, wp))?;
-        } else if self.admission.policy.placement.places_template(&wp.kind) {
+            self.runtime.block_on(self.admit(&now, &mut report, wp))?;
+        } else if now.policy.placement.places_template(&wp.kind) {
             self.runtime
-                .block_on(self.admit_template(&mut report, wp))?;
+                .block_on(self.admit_template(&now, &mut report, wp))?;
         } else {
             report.patch_target = PatchTarget::Pods;
-            self.runtime.block_on(self.admit(&mut report, wp))?;
+            self.runtime.block_on(self.admit(&now, &mut report, wp))?;
         }
         Ok(report)
     }
@@ -170,12 +172,12 @@ impl Evaluator {
     /// template. The report's patch is the workload's.
     async fn admit_template(
         &self,
+        now: &Snapshot,
         report: &mut Report,
         wp: workload::WorkloadPod,
     ) -> Result<(), EvalError> {
         let deadline = Instant::now() + DEADLINE;
-        let (decision, ops) = self
-            .admission
+        let (decision, ops) = now
             .place_template(&report.object, &wp.pod, &wp.namespace, deadline)
             .await;
         report.review =
@@ -191,7 +193,7 @@ impl Evaluator {
             return Ok(());
         };
         let review = report.review.take();
-        self.admit(report, pods).await?;
+        self.admit(now, report, pods).await?;
         let template_ops = ops.as_array().cloned().unwrap_or_default();
         if !template_ops.is_empty() {
             report.patch = template_ops;
@@ -212,13 +214,15 @@ impl Evaluator {
     }
 
     /// Mutating webhook, patch, validating webhook: the path a pod takes through the API server.
-    async fn admit(&self, report: &mut Report, wp: workload::WorkloadPod) -> Result<(), EvalError> {
+    async fn admit(
+        &self,
+        now: &Snapshot,
+        report: &mut Report,
+        wp: workload::WorkloadPod,
+    ) -> Result<(), EvalError> {
         let deadline = Instant::now() + DEADLINE;
         let ns = wp.namespace.as_str();
-        let first = self
-            .admission
-            .decide(&wp.pod, ns, Stage::Mutate, deadline)
-            .await;
+        let first = now.decide(&wp.pod, ns, Stage::Mutate, deadline).await;
         let review = respond("", &wp.pod, &first).to_review_json("admission.k8s.io/v1");
         report.review = Some(review);
         let mut after = wp.pod_json.clone();
@@ -237,10 +241,7 @@ impl Evaluator {
         }
         let patched: Pod =
             serde_json::from_value(after).map_err(|e| EvalError::Patch(e.to_string()))?;
-        let second = self
-            .admission
-            .decide(&patched, ns, Stage::Validate, deadline)
-            .await;
+        let second = now.decide(&patched, ns, Stage::Validate, deadline).await;
         if let Verdict::Deny(m) = &second.verdict {
             report.decision = "deny";
             report.messages.push(m.clone());
