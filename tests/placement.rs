@@ -513,3 +513,29 @@ async fn a_registry_too_slow_for_admission_is_waited_for_by_the_controller() {
         "{placed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_by_sigterm_gives_its_lease_up() {
+    let api = KubeApi::start();
+    let mut server = serve(&api, &[], "10m");
+    let leader = holder(&api).await;
+    assert!(leader.ends_with(&format!("_{}", server.pid())), "{leader}");
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        server.output()
+    );
+    let lease = api
+        .get(
+            "/apis/coordination.k8s.io/v1/namespaces/archgate/leases/archgate-placement-controller",
+        )
+        .unwrap();
+    assert!(
+        lease["spec"]
+            .get("holderIdentity")
+            .is_none_or(Value::is_null),
+        "the next replica must not wait for the lease to expire: {lease}"
+    );
+}

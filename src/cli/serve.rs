@@ -118,8 +118,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut admission = Admission::new(Arc::new(policy), files.source());
     admission.inventory = cluster.inventory();
-    // Dropped (stopped) when serving ends.
-    let _controller = args.placement.start(
+    // Stopped, and its Lease given up, when serving ends.
+    let controller = args.placement.start(
         cluster.client(),
         &admission,
         &preparation,
@@ -204,6 +204,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let shutdown = server::drain_signal(args.shutdown_delay, draining);
     server::serve(listener, tls_config, router, shutdown).await;
+    if let Some(controller) = &controller {
+        controller.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -58,6 +58,7 @@ struct Context {
 /// The running controller; stops (and gives up its Lease) when dropped.
 pub struct PlacementController {
     task: JoinHandle<()>,
+    lock: Arc<LeaseLock>,
 }
 
 impl Drop for PlacementController {
@@ -80,20 +81,42 @@ impl PlacementController {
             admission,
             metrics,
         });
+        let lock = Arc::new(LeaseLock::new(
+            context.client.clone(),
+            &config.namespace,
+            &config.identity,
+            config.lease_duration,
+        ));
         PlacementController {
-            task: tokio::spawn(compete(context, config)),
+            task: tokio::spawn(compete(context, Arc::clone(&lock), config)),
+            lock,
+        }
+    }
+
+    /// Stops, and gives the Lease up when this replica holds it, so another replica leads at once
+    /// instead of after the lease duration (a rollout, a drain).
+    pub async fn shutdown(&self) {
+        self.task.abort();
+        match tokio::time::timeout(Duration::from_secs(2), self.lock.release()).await {
+            Ok(Ok(())) => tracing::info!("placement controller stopped; Lease released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the placement controller's Lease; another replica takes over when it expires"),
+            Err(_) => tracing::warn!("releasing the placement controller's Lease timed out; another replica takes over when it expires"),
         }
     }
 }
 
+/// Aborts a task when dropped: the pod tasks must end with the leadership that runs them, also
+/// when the competing task itself is aborted.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Follows until the Lease is ours, leads until it is not, and again.
-async fn compete(context: Arc<Context>, config: ControllerConfig) {
-    let lock = LeaseLock::new(
-        context.client.clone(),
-        &config.namespace,
-        &config.identity,
-        config.lease_duration,
-    );
+async fn compete(context: Arc<Context>, lock: Arc<LeaseLock>, config: ControllerConfig) {
     let retry = (config.lease_duration / 3).max(Duration::from_millis(200));
     loop {
         match lock.acquire_or_renew().await {
@@ -110,7 +133,7 @@ async fn compete(context: Arc<Context>, config: ControllerConfig) {
         }
         tracing::info!(identity = %config.identity, namespace = %config.namespace, "leading the placement controller");
         context.metrics.leader.set(1);
-        let work = tokio::spawn(lead(context.clone()));
+        let work = AbortOnDrop(tokio::spawn(lead(context.clone())));
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(retry).await;
@@ -128,7 +151,7 @@ async fn compete(context: Arc<Context>, config: ControllerConfig) {
             }
         }
         // Aborting drops every pod task, and with it its count in the gated gauge.
-        work.abort();
+        drop(work);
         context.metrics.leader.set(0);
         tracing::warn!(identity = %config.identity, "no longer leading the placement controller");
     }
