@@ -123,17 +123,7 @@ async fn during_the_shutdown_delay_readyz_fails_and_new_connections_are_served_t
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert!(decoded_patch(&answer).is_some(), "{answer}");
 
-    let status = server.wait_exit(Duration::from_secs(5)).unwrap_or_else(|| {
-        panic!(
-            "still running 5 s after the last review\n{}",
-            server.output()
-        )
-    });
-    assert!(
-        status.success(),
-        "exit status {status}\n{}",
-        server.output()
-    );
+    server.assert_exits_0(Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,17 +138,7 @@ async fn a_second_sigterm_skips_the_rest_of_the_shutdown_delay() {
         server.output()
     );
     server.terminate();
-    let status = server.wait_exit(Duration::from_secs(5)).unwrap_or_else(|| {
-        panic!(
-            "still running 5 s after the second SIGTERM\n{}",
-            server.output()
-        )
-    });
-    assert!(
-        status.success(),
-        "exit status {status}\n{}",
-        server.output()
-    );
+    server.assert_exits_0(Duration::from_secs(5));
 }
 
 #[test]

@@ -521,12 +521,7 @@ async fn a_leader_stopped_by_sigterm_gives_its_lease_up() {
     let leader = holder(&api).await;
     assert!(leader.ends_with(&format!("_{}", server.pid())), "{leader}");
     server.terminate();
-    let status = server.wait_exit(Duration::from_secs(20));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?}\n{}",
-        server.output()
-    );
+    server.assert_exits_0(Duration::from_secs(20));
     let lease = api
         .get(
             "/apis/coordination.k8s.io/v1/namespaces/archgate/leases/archgate-placement-controller",

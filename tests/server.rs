@@ -956,17 +956,7 @@ async fn sigterm_lets_an_in_flight_request_finish(proto: Proto) {
     assert_eq!(status, StatusCode::OK);
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert!(decoded_patch(&answer).is_some(), "{answer}");
-    let status = server.wait_exit(Duration::from_secs(5)).unwrap_or_else(|| {
-        panic!(
-            "no exit within 5 s of the last request\n{}",
-            server.output()
-        )
-    });
-    assert!(
-        status.success(),
-        "exit status {status}\n{}",
-        server.output()
-    );
+    server.assert_exits_0(Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -250,6 +250,14 @@ impl Server {
         assert!(status.success(), "kill -TERM {} failed", self.pid());
     }
 
+    /// Waits up to `timeout` for the process to exit, and asserts that it exited 0.
+    pub fn assert_exits_0(&mut self, timeout: Duration) {
+        let status = self
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("still running {timeout:?} later\n{}", self.output()));
+        assert!(status.success(), "exit status {status}\n{}", self.output());
+    }
+
     /// Waits up to `timeout` for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
