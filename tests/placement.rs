@@ -176,22 +176,17 @@ fn gated(pod: &Value) -> bool {
         .is_some_and(|g| g.iter().any(|g| g["name"] == "archgate.io/placement"))
 }
 
-/// Polls the stored pod until `done` holds, for at most [`WITHIN`].
-async fn wait_for(
-    api: &KubeApi,
-    path: &str,
-    server: &Server,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
+/// The stored pod once archgate has released it from its gate, polled for at most [`WITHIN`].
+async fn released(api: &KubeApi, path: &str, server: &Server) -> Value {
     let deadline = Instant::now() + WITHIN;
     loop {
         let pod = api.get(path).unwrap_or(Value::Null);
-        if done(&pod) {
+        if !pod.is_null() && !gated(&pod) {
             return pod;
         }
         assert!(
             Instant::now() < deadline,
-            "{path} not as expected after {WITHIN:?}: {pod}\n{}",
+            "{path} still gated after {WITHIN:?}: {pod}\n{}",
             server.output()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -303,10 +298,7 @@ async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recover
         "no placement while the registry stalls: {still}"
     );
     stall.recover();
-    let placed = wait_for(&api, "/api/v1/namespaces/shop/pods/web-1", &server, |p| {
-        !gated(p)
-    })
-    .await;
+    let placed = released(&api, "/api/v1/namespaces/shop/pods/web-1", &server).await;
     // The gated pod's own term keeps its requirement and gains the architecture.
     assert_eq!(
         affinity(&placed),
@@ -361,10 +353,7 @@ async fn a_conflicting_update_is_retried_from_a_fresh_read() {
     assert!(gated(&stored), "{stored}");
     api.set_fail_patches(2);
     stall.recover();
-    let placed = wait_for(&api, "/api/v1/namespaces/shop/pods/web-2", &server, |p| {
-        !gated(p)
-    })
-    .await;
+    let placed = released(&api, "/api/v1/namespaces/shop/pods/web-2", &server).await;
     assert_eq!(
         affinity(&placed),
         &json!([{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]}]}])
@@ -398,10 +387,7 @@ async fn past_the_deadline_warn_releases_unplaced_and_deny_keeps_the_pod_gated()
     assert!(gated(&lenient) && gated(&strict), "{lenient}\n{strict}");
 
     // unknown_images = "warn": released unplaced, with an Event saying so.
-    let released = wait_for(&api, "/api/v1/namespaces/shop/pods/lenient", &server, |p| {
-        !gated(p)
-    })
-    .await;
+    let released = released(&api, "/api/v1/namespaces/shop/pods/lenient", &server).await;
     assert!(released["spec"].get("affinity").is_none(), "{released}");
     let note = released["metadata"]["annotations"]["archgate.io/placement"]
         .as_str()
@@ -473,10 +459,7 @@ async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease() {
     // SIGKILL: no chance to give the Lease up.
     drop(replicas);
     stall.recover();
-    let placed = wait_for(&api, "/api/v1/namespaces/shop/pods/web-3", &survivor, |p| {
-        !gated(p)
-    })
-    .await;
+    let placed = released(&api, "/api/v1/namespaces/shop/pods/web-3", &survivor).await;
     assert_eq!(
         placed["metadata"]["annotations"]["archgate.io/architectures"],
         "amd64"
@@ -503,10 +486,7 @@ async fn a_registry_too_slow_for_admission_is_waited_for_by_the_controller() {
     )
     .await;
     assert!(gated(&stored), "{stored}\n{}", server.output());
-    let placed = wait_for(&api, "/api/v1/namespaces/shop/pods/slow-1", &server, |p| {
-        !gated(p)
-    })
-    .await;
+    let placed = released(&api, "/api/v1/namespaces/shop/pods/slow-1", &server).await;
     assert_eq!(
         affinity(&placed),
         &json!([{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]}]}]),
