@@ -42,7 +42,7 @@ pub enum WorkloadError {
     NoTemplate {
         kind: String,
         name: String,
-        path: &'static str,
+        path: String,
     },
     #[error("{kind} {name}: its pod is not readable: {source}")]
     BadPod {
@@ -53,14 +53,14 @@ pub enum WorkloadError {
     },
 }
 
-/// Where a controller keeps its pod template, and which controller kind owns the pods it makes.
-fn template_of(kind: &str) -> Option<(&'static [&'static str], &'static str)> {
-    const TEMPLATE: &[&str] = &["spec", "template"];
-    const JOB_TEMPLATE: &[&str] = &["spec", "jobTemplate", "spec", "template"];
+/// Where a controller keeps its pod template (a JSON Pointer), and which controller kind owns
+/// the pods it makes.
+fn template_of(kind: &str) -> Option<(&'static str, &'static str)> {
+    const TEMPLATE: &str = "/spec/template";
     match kind {
         // A Deployment's pods are created (and owned) by its ReplicaSet, a CronJob's by its Job.
         "Deployment" => Some((TEMPLATE, "ReplicaSet")),
-        "CronJob" => Some((JOB_TEMPLATE, "Job")),
+        "CronJob" => Some(("/spec/jobTemplate/spec/template", "Job")),
         "StatefulSet" => Some((TEMPLATE, "StatefulSet")),
         "DaemonSet" => Some((TEMPLATE, "DaemonSet")),
         "ReplicaSet" => Some((TEMPLATE, "ReplicaSet")),
@@ -71,10 +71,7 @@ fn template_of(kind: &str) -> Option<(&'static [&'static str], &'static str)> {
 
 /// Where `kind` keeps its pod template, as a JSON Pointer ("/spec/template").
 pub fn template_pointer(kind: &str) -> Option<&'static str> {
-    match kind {
-        "CronJob" => Some("/spec/jobTemplate/spec/template"),
-        _ => template_of(kind).map(|_| "/spec/template"),
-    }
+    template_of(kind).map(|(pointer, _)| pointer)
 }
 
 /// Whether objects of `kind` have pods archgate would evaluate.
@@ -110,18 +107,13 @@ pub fn pod_for(
         let Some((path, owner_kind)) = template_of(kind) else {
             return Ok(None);
         };
-        let template = path
-            .iter()
-            .try_fold(object, |v, key| v.get(key))
+        let template = object
+            .pointer(path)
             .filter(|t| t.is_object())
             .ok_or_else(|| WorkloadError::NoTemplate {
                 kind: kind.to_string(),
                 name: name.clone(),
-                path: if owner_kind == "Job" && kind == "CronJob" {
-                    "spec.jobTemplate.spec.template"
-                } else {
-                    "spec.template"
-                },
+                path: path[1..].replace('/', "."),
             })?;
         pod_from_template(template, kind, &name, &namespace, owner_kind)
     };

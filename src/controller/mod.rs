@@ -14,8 +14,8 @@ pub mod ungate;
 
 use crate::admission::Admission;
 use crate::cluster::events::{EventRecorder, EventType, PodRef};
-use crate::policy::evaluate::{evaluate, ImageStatus, Stage, Verdict};
-use crate::policy::gate::{GATE, GATED_LABEL, GATED_VALUE, PLACEMENT_ANNOTATION};
+use crate::policy::evaluate::{evaluate, Stage, Verdict};
+use crate::policy::gate::{self, GATE, GATED_LABEL, GATED_VALUE, PLACEMENT_ANNOTATION};
 use crate::policy::model::OnLookupTimeout;
 use crate::policy::Policy;
 use futures_util::StreamExt;
@@ -304,12 +304,7 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
             .await;
         let age = age();
         let give_up = age >= policy.placement.give_up_after;
-        let pending = images.iter().any(|i| {
-            matches!(
-                i.status,
-                ImageStatus::Resolved(crate::platforms::Lookup::Unavailable(_))
-            )
-        });
+        let pending = images.iter().any(|i| gate::unavailable(i).is_some());
         let given_up;
         let deciding = if give_up {
             given_up = giving_up(policy);

@@ -37,7 +37,7 @@ pub fn applies(
         && !policy.placement.never_gate.iter().any(|n| n == namespace)
         && pod.node_name().is_none()
         && !pod.is_mirror()
-        && images.iter().any(|i| failed(i).is_some())
+        && images.iter().any(|i| unavailable(i).is_some())
 }
 
 /// The lookups that failed, named, for the annotation and the Events: "image x (container
@@ -46,7 +46,7 @@ pub fn reason(images: &[ImageFacts<'_>]) -> String {
     let failed: Vec<String> = images
         .iter()
         .filter_map(|i| {
-            failed(i).map(|why| {
+            unavailable(i).map(|why| {
                 format!(
                     "image {} ({} \"{}\"): {why}",
                     i.image,
@@ -59,7 +59,9 @@ pub fn reason(images: &[ImageFacts<'_>]) -> String {
     format!("waiting for the platforms of {}", failed.join("; "))
 }
 
-fn failed<'a>(image: &'a ImageFacts<'_>) -> Option<&'a str> {
+/// Why `image`'s lookup did not answer in time, when it did not: what gates a pod, and what the
+/// placement controller waits out.
+pub fn unavailable<'a>(image: &'a ImageFacts<'_>) -> Option<&'a str> {
     match &image.status {
         ImageStatus::Resolved(Lookup::Unavailable(why)) => Some(why),
         _ => None,
