@@ -12,6 +12,7 @@ pub mod controller;
 pub mod image;
 pub mod inventory;
 pub mod logging;
+pub mod namespace;
 pub mod platforms;
 pub mod pod;
 pub mod policy;

@@ -195,7 +195,12 @@ async fn a_ca_in_the_system_store_is_trusted_without_a_ca_file() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let pod = pod_manifest(dir.path(), &format!("{}/team/app:1", reg.host));
-    let config = common::write_file(dir.path(), "registries.toml", "");
+    // Named, so the guard lets archgate ask a loopback address; no ca_file.
+    let config = common::write_file(
+        dir.path(),
+        "registries.toml",
+        &format!("[registries.\"{}\"]\n", reg.host),
+    );
     let ca = reg.ca.clone().unwrap();
     let run = |cert_file: &Path| {
         let out = Command::new(common::bin())

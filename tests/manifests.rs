@@ -1405,12 +1405,15 @@ fn check_rbac(b: &Bundle, ctx: &Ctx, own_ns: &str, errs: &mut Vec<String>) {
         ));
     }
     let all_rules: Vec<&PolicyRule> = roles.iter().flat_map(|(_, _, r)| r).collect();
-    for verb in ["get", "list", "watch"] {
-        if !all_rules
-            .iter()
-            .any(|r| grants(r, "nodes") && r.verbs.iter().any(|v| v == verb))
-        {
-            errs.push(format!("{}: no role grants {verb} on nodes", ctx.what));
+    // Nodes for the inventory, Namespaces for rules that pick namespaces by label.
+    for resource in ["nodes", "namespaces"] {
+        for verb in ["get", "list", "watch"] {
+            if !all_rules
+                .iter()
+                .any(|r| grants(r, resource) && r.verbs.iter().any(|v| v == verb))
+            {
+                errs.push(format!("{}: no role grants {verb} on {resource}", ctx.what));
+            }
         }
     }
     // The placement controller releases gated pods, explains it in Events and holds a Lease;

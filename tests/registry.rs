@@ -232,10 +232,11 @@ async fn tls_with_a_test_ca_from_ca_file() {
         platforms(&lookup(&trusted.source, &image).await),
         ["linux/arm64"]
     );
-    let untrusted = source("", None, None);
+    // Named (so the guard lets archgate ask a loopback address) but without its CA.
+    let untrusted = source(&format!("[registries.\"{}\"]\n", reg.host), None, None);
     let why = failure(&lookup(&untrusted.source, &image).await);
     assert!(
-        why.contains(&reg.host) && why.to_lowercase().contains("certificate"),
+        why.contains(&reg.host) && why.contains("TLS handshake") && why.contains("ca_file"),
         "{why}"
     );
 }
@@ -582,7 +583,7 @@ async fn the_guard_refuses_metadata_denied_hosts_and_denied_resolved_addresses()
     assert!(failure(&lookup(&s.source, &format!("{host}/a/b:1")).await).contains("deny list"));
     // A name is checked on the addresses it resolves to.
     let why = failure(&lookup(&s.source, &format!("localhost:{port}/a/b:1")).await);
-    assert!(why.contains("denied network"), "{why}");
+    assert!(why.contains("network the registry config denies"), "{why}");
     let allow = source("allow = [\"ghcr.io\"]\n", None, None);
     assert!(failure(&lookup(&allow.source, &format!("{host}/a/b:1")).await).contains("allow list"));
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -798,12 +799,17 @@ async fn https_spoken_to_a_plain_http_registry_is_a_configuration_error_not_slow
     let reg = Registry::plain();
     reg.push_image("team/app", "v1", "linux/amd64", OCI_MANIFEST)
         .await;
-    // No `insecure = true`: archgate speaks TLS and the registry answers in plain HTTP.
-    let s = source("", None, None);
+    // Named without `insecure = true`: archgate speaks TLS and the registry answers in plain HTTP.
+    let s = source(&format!("[registries.\"{}\"]\n", reg.host), None, None);
     let answer = lookup(&s.source, &format!("{}/team/app:v1", reg.host)).await;
     assert!(
         matches!(answer, Lookup::Failed(_)),
         "retrying will not help, so the pod is not gated: {answer:?}"
+    );
+    let why = failure(&answer);
+    assert!(
+        why.contains("TLS handshake") && why.contains("insecure = true"),
+        "{why}"
     );
     // A registry that is down (connection refused) may come back: worth waiting for.
     let port = common::registry::free_port();
@@ -814,4 +820,52 @@ async fn https_spoken_to_a_plain_http_registry_is_a_configuration_error_not_slow
     );
     let answer = lookup(&down.source, &format!("127.0.0.1:{port}/team/app:v1")).await;
     assert!(matches!(answer, Lookup::Unavailable(_)), "{answer:?}");
+    // What the pod's creator reads says what to check, not what the socket said.
+    let why = failure(&answer);
+    assert!(why.contains("cannot reach"), "{why}");
+    for detail in ["refused", "os error", "tcp", "111"] {
+        assert!(!why.to_lowercase().contains(detail), "{detail}: {why}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_addresses_are_refused_until_the_registry_config_names_the_host() {
+    let reg = Registry::plain();
+    reg.push_image("team/app", "1", "linux/arm64", OCI_MANIFEST)
+        .await;
+    let silent = Silent::start().await;
+    let port = silent.addr.port();
+    // Nothing named: loopback is refused by literal address and by a name resolving to it,
+    // before any connection, with what to configure and not where the name pointed.
+    let unnamed = source("", None, None);
+    for image in [
+        format!("{}/team/app:1", reg.host),
+        format!("127.0.0.1:{port}/a/b:1"),
+        format!("localhost:{port}/a/b:1"),
+    ] {
+        let answer = lookup(&unnamed.source, &image).await;
+        assert!(matches!(answer, Lookup::Failed(_)), "{image}: {answer:?}");
+        let why = failure(&answer);
+        assert!(
+            why.contains("private network") && why.contains("[registries]"),
+            "{image}: {why}"
+        );
+        if image.starts_with("localhost") {
+            assert!(!why.contains("127.0.0.1"), "{why}");
+        }
+    }
+    // Named: asked. A named address is named with its port: another port stays refused.
+    let named = source(&insecure(&reg), None, None);
+    assert_eq!(
+        platforms(&lookup(&named.source, &format!("{}/team/app:1", reg.host)).await),
+        ["linux/arm64"]
+    );
+    let other_port = failure(&lookup(&named.source, &format!("127.0.0.1:{port}/a/b:1")).await);
+    assert!(other_port.contains("private network"), "{other_port}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        silent.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection was made to an unnamed private address"
+    );
 }

@@ -7,6 +7,7 @@ pub mod review;
 mod template;
 
 use crate::inventory::{Inventory, InventorySource};
+use crate::namespace::{Namespace, NamespaceSource, StaticNamespaces};
 use crate::platforms::PlatformSource;
 use crate::pod::Pod;
 use crate::policy::evaluate::{evaluate, evaluate_ephemeral, Decision, Stage, Verdict};
@@ -64,10 +65,14 @@ pub struct Admission {
     /// Swapped whole when the node watch sees a change; readers never wait.
     pub inventory: Arc<ArcSwap<Inventory>>,
     source: Arc<ArcSwap<SourceSlot>>,
+    namespaces: Arc<ArcSwap<NamespacesSlot>>,
 }
 
 /// The platform source behind an [`ArcSwap`], which needs a sized type.
 struct SourceSlot(Arc<dyn PlatformSource>);
+
+/// Where namespaces' labels come from, behind an [`ArcSwap`] for the same reason.
+struct NamespacesSlot(Arc<dyn NamespaceSource>);
 
 /// The configuration one request decides with, taken once when it starts: a reload that lands
 /// meanwhile changes the next request, never this one. The inventory is not pinned: it follows
@@ -79,6 +84,7 @@ pub struct Snapshot {
     /// The platform source in service when the request started.
     pub source: Arc<dyn PlatformSource>,
     inventory: Arc<ArcSwap<Inventory>>,
+    namespaces: Arc<dyn NamespaceSource>,
 }
 
 impl Admission {
@@ -89,7 +95,16 @@ impl Admission {
             policy: Arc::new(ArcSwap::new(policy)),
             inventory,
             source: Arc::new(ArcSwap::from_pointee(SourceSlot(source))),
+            namespaces: Arc::new(ArcSwap::from_pointee(NamespacesSlot(Arc::new(
+                StaticNamespaces::default(),
+            )))),
         }
+    }
+
+    /// Where namespaces' labels come from from now on (the Namespace watch, Namespace objects
+    /// from files); until set, every namespace is known by name only.
+    pub fn set_namespaces(&self, namespaces: Arc<dyn NamespaceSource>) {
+        self.namespaces.store(Arc::new(NamespacesSlot(namespaces)));
     }
 
     /// The policy in service now.
@@ -128,11 +143,22 @@ impl Admission {
             policy: self.policy(),
             source: self.source(),
             inventory: Arc::clone(&self.inventory),
+            namespaces: Arc::clone(&self.namespaces.load().0),
         }
     }
 }
 
 impl Snapshot {
+    /// The namespace `name` as rules see it. Its labels are looked up only when a rule picks
+    /// namespaces by label.
+    pub async fn namespace(&self, name: &str) -> Namespace {
+        if self.policy.selects_namespaces_by_label() {
+            self.namespaces.namespace(name).await
+        } else {
+            Namespace::named(name)
+        }
+    }
+
     /// Decides for one pod at `stage`: resolves its images (bounded by `deadline`) and evaluates.
     pub async fn decide(
         &self,
@@ -148,7 +174,7 @@ impl Snapshot {
             &self.policy,
             &self.inventory.load(),
             pod,
-            namespace,
+            &self.namespace(namespace).await,
             &images,
             stage,
         )
@@ -172,7 +198,7 @@ impl Snapshot {
             &self.policy,
             &self.inventory.load(),
             pod,
-            namespace,
+            &self.namespace(namespace).await,
             &images,
             Stage::Validate,
         )

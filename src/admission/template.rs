@@ -17,11 +17,12 @@ impl Snapshot {
             .resolve(pod.scheduling_containers(), pod, namespace, deadline, false)
             .await;
         let inventory = self.inventory.load();
+        let namespace = self.namespace(namespace).await;
         let mut decision = evaluate(
             &self.policy,
             &inventory,
             pod,
-            namespace,
+            &namespace,
             &images,
             Stage::Mutate,
         );
@@ -30,7 +31,7 @@ impl Snapshot {
                 &self.policy,
                 &inventory,
                 pod,
-                namespace,
+                &namespace,
                 &images,
                 Stage::Validate,
             );
@@ -68,7 +69,7 @@ impl Snapshot {
             &self.policy,
             &self.inventory.load(),
             &unbound,
-            namespace,
+            &self.namespace(namespace).await,
             &images,
             Stage::Mutate,
         );

@@ -7,9 +7,11 @@
 //! than serving decisions about a cluster archgate cannot see.
 
 use crate::cluster::client::{self, Access, ClientError, Connection};
+use crate::cluster::namespaces::NamespaceWatch;
 use crate::cluster::nodes::NodeWatch;
 use crate::cluster::secrets::PullSecretWatch;
 use crate::inventory::Inventory;
+use crate::namespace::NamespaceSource;
 use crate::platforms::PullSecrets;
 use crate::policy::Policy;
 use arc_swap::ArcSwap;
@@ -66,6 +68,7 @@ pub struct Cluster {
     /// The API client, when archgate talks to a cluster at all.
     client: Option<kube::Client>,
     nodes: Option<NodeWatch>,
+    namespaces: Option<Arc<NamespaceWatch>>,
     pull_secrets: Option<PullSecretWatch>,
 }
 
@@ -97,6 +100,7 @@ impl ClusterArgs {
                 inventory,
                 client: None,
                 nodes: None,
+                namespaces: None,
                 pull_secrets: None,
             });
         }
@@ -153,6 +157,8 @@ fn start_watches(
         tracing::info!(api_server = %url, config = %from, "watching nodes; the policy's static inventory serves until the first list");
         NodeWatch::spawn(client.clone(), inventory.clone())
     });
+    // Namespaces' labels go with the cluster watch: a policy reload may add a namespace_selector.
+    let namespaces = watch_nodes.then(|| Arc::new(NamespaceWatch::spawn(client.clone())));
     let pull_secrets = pull_secrets.then(|| {
         tracing::info!(api_server = %url, config = %from, "watching pull secrets and service accounts");
         PullSecretWatch::spawn(client.clone())
@@ -161,6 +167,7 @@ fn start_watches(
         inventory,
         client: Some(client),
         nodes,
+        namespaces,
         pull_secrets,
     }
 }
@@ -176,6 +183,13 @@ impl Cluster {
         self.pull_secrets
             .as_ref()
             .map(|w| w.pull_secrets() as Arc<dyn PullSecrets>)
+    }
+
+    /// The watched namespaces, when the cluster is watched.
+    pub fn namespaces(&self) -> Option<Arc<dyn NamespaceSource>> {
+        self.namespaces
+            .as_ref()
+            .map(|w| Arc::clone(w) as Arc<dyn NamespaceSource>)
     }
 
     /// The API client, when the cluster is watched.

@@ -118,6 +118,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut admission = Admission::new(Arc::new(policy), files.source());
     admission.inventory = cluster.inventory();
+    if let Some(namespaces) = cluster.namespaces() {
+        admission.set_namespaces(namespaces);
+    }
     // Stopped, and its Lease given up, when serving ends.
     let controller = args.placement.start(
         cluster.client(),

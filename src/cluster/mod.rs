@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod events;
+pub mod namespaces;
 pub mod nodes;
 pub mod secrets;
 

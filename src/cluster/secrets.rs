@@ -17,6 +17,9 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
+/// Where the permission for these watches comes from.
+const RBAC: &str = "see manifests/components/pull-secrets";
+
 /// The field selector of the `kubernetes.io/dockerconfigjson` watch.
 pub const DOCKER_CONFIG_JSON_FIELD: &str = "type=kubernetes.io/dockerconfigjson";
 /// The field selector of the legacy `kubernetes.io/dockercfg` watch.
@@ -143,12 +146,13 @@ impl PullSecretWatch {
         let cfg = watcher::Config::default()
             .any_semantic()
             .fields(DOCKER_CFG_FIELD);
-        let (json_store, json_task) = reflect(Api::all(client.clone()), json, "secrets");
-        let (cfg_store, cfg_task) = reflect(Api::all(client.clone()), cfg, "secrets");
+        let (json_store, json_task) = reflect(Api::all(client.clone()), json, "secrets", RBAC);
+        let (cfg_store, cfg_task) = reflect(Api::all(client.clone()), cfg, "secrets", RBAC);
         let (accounts, accounts_task) = reflect(
             Api::all(client),
             watcher::Config::default().any_semantic(),
             "serviceaccounts",
+            RBAC,
         );
         PullSecretWatch {
             secrets: Arc::new(WatchedPullSecrets::from_stores(
@@ -172,11 +176,13 @@ impl Drop for PullSecretWatch {
     }
 }
 
-/// Runs a reflector over `api` into a new store; `what` names the resource in logs.
-fn reflect<K>(
+/// Runs a reflector over `api` into a new store; `what` names the resource in logs, and
+/// `rbac` says where the permission to list and watch it comes from.
+pub(super) fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     what: &'static str,
+    rbac: &'static str,
 ) -> (Store<K>, JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -198,7 +204,7 @@ where
         // The watcher retries with backoff and never ends; the loop lives as long as the task.
         while let Some(event) = events.next().await {
             if let Err(e) = event {
-                tracing::warn!(resource = what, error = %e, "pull-secret watch failed; retrying with backoff (may archgate list and watch {what}? see manifests/components/pull-secrets)");
+                tracing::warn!(resource = what, error = %e, "watch failed; retrying with backoff (may archgate list and watch {what}? {rbac})");
             }
         }
     });

@@ -317,7 +317,7 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
             deciding,
             &inventory,
             &pod,
-            &namespace,
+            &now.namespace(&namespace).await,
             &images,
             Stage::Mutate,
         );

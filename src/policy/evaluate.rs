@@ -12,6 +12,7 @@ use super::explain::{describe_images, describe_toleration};
 use super::model::{Mode, UnknownImages};
 use super::{gate, Policy, Preference, Rule};
 use crate::inventory::Inventory;
+use crate::namespace::Namespace;
 use crate::platforms::Lookup;
 use crate::pod::{ContainerKind, Pod, Toleration};
 
@@ -114,12 +115,12 @@ struct Findings {
     notes: Vec<String>,
 }
 
-/// Decides for a pod in `namespace` whose scheduling containers' images are `images`.
+/// Decides for a pod in `namespace` (its labels matter to rules with a `namespace_selector`) whose scheduling containers' images are `images`.
 pub fn evaluate(
     policy: &Policy,
     inventory: &Inventory,
     pod: &Pod,
-    namespace: &str,
+    namespace: &Namespace,
     images: &[ImageFacts<'_>],
     stage: Stage,
 ) -> Decision {
@@ -146,12 +147,13 @@ pub fn evaluate(
     {
         return decision(Verdict::Allow, ArchSet::EMPTY, Vec::new());
     }
-    let who = pod.display_name(namespace);
+    let who = pod.display_name(&namespace.name);
     let compat = policy.compatible_execution;
     let unknown = rule
         .and_then(|r| r.unknown_images)
         .unwrap_or(policy.default_unknown_images);
-    let gating = acting && mode == Mode::Mutate && gate::applies(policy, pod, namespace, images);
+    let gating =
+        acting && mode == Mode::Mutate && gate::applies(policy, pod, &namespace.name, images);
 
     let mut found = Findings::default();
     let supported = image_archs(images, unknown, gating, compat, &mut found);
@@ -299,7 +301,7 @@ pub fn evaluate_ephemeral(
     policy: &Policy,
     inventory: &Inventory,
     pod: &Pod,
-    namespace: &str,
+    namespace: &Namespace,
     images: &[ImageFacts<'_>],
     stage: Stage,
 ) -> Decision {
@@ -345,7 +347,7 @@ pub fn evaluate_ephemeral(
         );
         found.problems.push(format!(
             "ephemeral container for pod {} would run on {place}, which its image cannot: {}",
-            pod.display_name(namespace),
+            pod.display_name(&namespace.name),
             describe_images(images, lacking, inventory, policy.compatible_execution)
         ));
     }
@@ -363,7 +365,11 @@ pub fn evaluate_ephemeral(
 }
 
 /// The rule that decides for the pod, and the mode it (or the defaults) sets.
-fn rule_and_mode<'p>(policy: &'p Policy, pod: &Pod, namespace: &str) -> (Option<&'p Rule>, Mode) {
+fn rule_and_mode<'p>(
+    policy: &'p Policy,
+    pod: &Pod,
+    namespace: &Namespace,
+) -> (Option<&'p Rule>, Mode) {
     let rule = policy.rule_for(namespace, pod.labels());
     (
         rule,

@@ -6,10 +6,11 @@
 //! the cluster does not have).
 
 use super::arch::ArchSet;
-use super::model::{PolicySpec, RuleSpec, SelectorOperator, SelectorSpec};
+use super::model::{PolicySpec, RuleSpec};
 use super::{Policy, PolicyError};
 use crate::text::edit_distance;
-use std::collections::{BTreeMap, BTreeSet};
+use selectors::{covers, unsatisfiable, unsatisfiable_for_namespaces};
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
@@ -58,6 +59,9 @@ impl Diagnostic {
     }
 }
 
+#[path = "lint_selectors.rs"]
+mod selectors;
+
 /// Keys each table of the policy accepts, for "did you mean" (loading rejects the rest).
 fn known_keys(table: &str) -> &'static [&'static str] {
     match table {
@@ -68,6 +72,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
         "rules" => &[
             "name",
             "namespaces",
+            "namespace_selector",
             "pod_selector",
             "mode",
             "architectures",
@@ -75,8 +80,10 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "prefer",
         ],
         "rules.prefer" => &["architectures", "weight"],
-        "rules.pod_selector" => &["match_labels", "match_expressions"],
-        "rules.pod_selector.match_expressions" => &["key", "operator", "values"],
+        "rules.pod_selector" | "rules.namespace_selector" => &["match_labels", "match_expressions"],
+        "rules.pod_selector.match_expressions" | "rules.namespace_selector.match_expressions" => {
+            &["key", "operator", "values"]
+        }
         "gpu.*" => &["resources", "architectures", "node_selector", "tolerations"],
         "gpu.*.tolerations" => &["key", "operator", "value", "effect", "toleration_seconds"],
         _ => &[],
@@ -87,7 +94,10 @@ fn known_keys(table: &str) -> &'static [&'static str] {
 fn free_form(table: &str) -> bool {
     matches!(
         table,
-        "gpu" | "gpu.*.node_selector" | "rules.pod_selector.match_labels"
+        "gpu"
+            | "gpu.*.node_selector"
+            | "rules.pod_selector.match_labels"
+            | "rules.namespace_selector.match_labels"
     )
 }
 
@@ -246,8 +256,9 @@ fn semantic(policy: &Policy, spec: &PolicySpec, tree: &Spanned<Tree>) -> Vec<Dia
             .find(|(_, ri)| covers(ri.get_ref(), r))
         {
             let earlier = &ri.get_ref().name;
-            let catch_all =
-                ri.get_ref().namespaces.is_empty() && ri.get_ref().pod_selector.is_none();
+            let catch_all = ri.get_ref().namespaces.is_empty()
+                && ri.get_ref().namespace_selector.is_none()
+                && ri.get_ref().pod_selector.is_none();
             let why = if catch_all {
                 format!("the earlier catch-all rule \"{earlier}\" matches every pod")
             } else {
@@ -266,16 +277,30 @@ fn semantic(policy: &Policy, spec: &PolicySpec, tree: &Spanned<Tree>) -> Vec<Dia
                 )),
             );
         }
-        if let Some(why) = r.pod_selector.as_ref().and_then(unsatisfiable) {
-            out.push(
-                Diagnostic::new(
-                    Severity::Warning,
-                    "unsatisfiable-selector",
-                    rule_node(j, "pod_selector").unwrap_or_else(|| name_span.clone()),
-                    format!("rule \"{}\" can never match: {why}", r.name),
-                )
-                .help("a label cannot satisfy both requirements; remove one"),
-            );
+        let impossible = [
+            (
+                "namespace_selector",
+                r.namespace_selector
+                    .as_ref()
+                    .and_then(unsatisfiable_for_namespaces),
+            ),
+            (
+                "pod_selector",
+                r.pod_selector.as_ref().and_then(unsatisfiable),
+            ),
+        ];
+        for (field, why) in impossible {
+            if let Some(why) = why {
+                out.push(
+                    Diagnostic::new(
+                        Severity::Warning,
+                        "unsatisfiable-selector",
+                        rule_node(j, field).unwrap_or_else(|| name_span.clone()),
+                        format!("rule \"{}\" can never match: its {field} {why}", r.name),
+                    )
+                    .help("a label cannot satisfy both requirements; remove one"),
+                );
+            }
         }
         let mut seen = BTreeSet::new();
         for ns in &r.namespaces {
@@ -381,107 +406,6 @@ fn gpu_node(tree: &Spanned<Tree>, vendor: &str, key: &str) -> Option<Range<usize
 }
 
 /// A label requirement: key, operator, values.
-type Requirement = (String, SelectorOperator, BTreeSet<String>);
-
-fn requirements(s: &SelectorSpec) -> Vec<Requirement> {
-    let labels = s.match_labels.iter().map(|(k, v)| {
-        (
-            k.0.clone(),
-            SelectorOperator::In,
-            BTreeSet::from([v.0.clone()]),
-        )
-    });
-    let exprs = s.match_expressions.iter().map(|e| {
-        let values = e.values.iter().map(|v| v.0.clone()).collect();
-        (e.key.0.clone(), e.operator, values)
-    });
-    labels.chain(exprs).collect()
-}
-
-/// Whether every pod `later` matches is matched by `earlier` too.
-fn covers(earlier: &RuleSpec, later: &RuleSpec) -> bool {
-    let ns_ok = earlier.namespaces.is_empty()
-        || (!later.namespaces.is_empty()
-            && later.namespaces.iter().all(|q| {
-                earlier
-                    .namespaces
-                    .iter()
-                    .any(|p| match p.0.strip_suffix('*') {
-                        Some(prefix) => q.0.trim_end_matches('*').starts_with(prefix),
-                        None => p.0 == q.0,
-                    })
-            }));
-    let Some(sel) = &earlier.pod_selector else {
-        return ns_ok;
-    };
-    let want = requirements(sel);
-    let have = later
-        .pod_selector
-        .as_ref()
-        .map(requirements)
-        .unwrap_or_default();
-    ns_ok && want.iter().all(|w| have.iter().any(|h| implies(h, w)))
-}
-
-/// Whether a label set satisfying `h` always satisfies `w`.
-fn implies(h: &Requirement, w: &Requirement) -> bool {
-    use SelectorOperator::*;
-    if h.0 != w.0 {
-        return false;
-    }
-    match (h.1, w.1) {
-        (In, In) => h.2.is_subset(&w.2),
-        (In | Exists, Exists) => true,
-        (In, NotIn) => h.2.is_disjoint(&w.2),
-        (NotIn, NotIn) => w.2.is_subset(&h.2),
-        (DoesNotExist, NotIn | DoesNotExist) => true,
-        _ => false,
-    }
-}
-
-/// Why no label set can satisfy a selector, if none can.
-fn unsatisfiable(s: &SelectorSpec) -> Option<String> {
-    use SelectorOperator::*;
-    let mut by_key: BTreeMap<String, Vec<Requirement>> = BTreeMap::new();
-    for r in requirements(s) {
-        by_key.entry(r.0.clone()).or_default().push(r);
-    }
-    for (key, reqs) in by_key {
-        let mut allowed: Option<BTreeSet<String>> = None;
-        let (mut exists, mut absent) = (false, false);
-        for (_, op, values) in &reqs {
-            match op {
-                In => {
-                    exists = true;
-                    allowed = Some(match allowed {
-                        Some(a) => a.intersection(values).cloned().collect(),
-                        None => values.clone(),
-                    });
-                }
-                Exists => exists = true,
-                DoesNotExist => absent = true,
-                NotIn => {}
-            }
-        }
-        if let Some(a) = allowed.as_mut() {
-            for (_, op, values) in &reqs {
-                if *op == NotIn {
-                    a.retain(|v| !values.contains(v));
-                }
-            }
-        }
-        if exists && absent {
-            return Some(format!("label `{key}` must both exist and not exist"));
-        }
-        if allowed.is_some_and(|a| a.is_empty()) {
-            return Some(format!(
-                "no value of label `{key}` satisfies every requirement on it"
-            ));
-        }
-    }
-    None
-}
-
 /// The TOML document as a tree of spanned keys, to point at any key (from toml_edit, which
 /// keeps every key's position; serde's view keeps only values').
 #[derive(Debug)]

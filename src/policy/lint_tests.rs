@@ -107,3 +107,39 @@ fn the_key_table_matches_the_model() {
     let policy = Policy::from_toml(&text, Path::new("p.toml"));
     assert!(policy.is_ok(), "{policy:?}");
 }
+
+#[test]
+fn namespace_selectors_are_linted_like_pod_selectors() {
+    // Unknown keys inside it, spelt as Kubernetes spells them, get the policy's spelling.
+    let text = format!(
+        "{CLUSTER}[[rules]]\nname = \"r\"\n[rules.namespace_selector]\nmatchLabels = {{ team = \"a\" }}\n"
+    );
+    let ds = lint_text(&text);
+    assert_eq!(codes(&ds), ["unknown-key"]);
+    assert_eq!(&text[ds[0].span.clone()], "matchLabels");
+    assert_eq!(ds[0].help.as_deref(), Some("did you mean `match_labels`?"));
+    // Free-form label keys are not "unknown".
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"r\"\nnamespace_selector = {{ match_labels = {{ \"team.example/x\" = \"a\" }} }}\n"
+    ));
+    assert_eq!(ds, []);
+    // Impossible: contradictory requirements, or no name label.
+    let text = format!(
+        "{CLUSTER}[[rules]]\nname = \"never\"\nnamespace_selector = {{ match_expressions = [{{ key = \"team\", operator = \"Exists\" }}, {{ key = \"team\", operator = \"DoesNotExist\" }}] }}\n[[rules]]\nname = \"nameless\"\nnamespace_selector = {{ match_expressions = [{{ key = \"kubernetes.io/metadata.name\", operator = \"DoesNotExist\" }}] }}\n"
+    );
+    let ds = lint_text(&text);
+    assert_eq!(
+        codes(&ds),
+        ["unsatisfiable-selector", "unsatisfiable-selector"]
+    );
+    assert!(ds[0].message.contains("namespace_selector"), "{:?}", ds[0]);
+    assert!(ds[1].message.contains("every namespace"), "{:?}", ds[1]);
+    assert!(text[ds[0].span.clone()].starts_with("{ match_expressions"));
+    // Shadowing sees namespace selectors: a broader earlier one hides a narrower later one,
+    // and a rule with a namespace selector does not shadow one without.
+    let ds = lint_text(&format!(
+        "{CLUSTER}[[rules]]\nname = \"teams\"\nnamespace_selector = {{ match_expressions = [{{ key = \"team\", operator = \"Exists\" }}] }}\n[[rules]]\nname = \"team-a\"\nnamespace_selector = {{ match_labels = {{ team = \"a\" }} }}\n[[rules]]\nname = \"all\"\n"
+    ));
+    assert_eq!(codes(&ds), ["shadowed-rule"]);
+    assert!(ds[0].message.contains("\"team-a\""), "{:?}", ds[0]);
+}

@@ -8,6 +8,7 @@ pub mod gate;
 pub mod lint;
 pub mod model;
 
+use crate::namespace::Namespace;
 use crate::pod::Toleration;
 use crate::text::line_col;
 use arch::ArchSet;
@@ -77,6 +78,9 @@ impl Placement {
 pub struct Rule {
     pub name: String,
     pub namespaces: Vec<NamespacePattern>,
+    /// Over the namespace's labels.
+    pub namespace_selector: Option<LabelSelector>,
+    /// Over the pod's labels.
     pub selector: Option<LabelSelector>,
     pub mode: Option<Mode>,
     pub architectures: Option<ArchSet>,
@@ -178,17 +182,17 @@ impl Policy {
                     )));
                 }
             }
-            let selector = match &r.pod_selector {
-                Some(s) => Some(
-                    LabelSelector::compile(s)
-                        .map_err(|m| err(format!("rule \"{}\": {m}", r.name)))?,
-                ),
-                None => None,
+            let compile = |field: &str, spec: &Option<model::SelectorSpec>| {
+                spec.as_ref()
+                    .map(|s| LabelSelector::compile(s, field))
+                    .transpose()
+                    .map_err(|m| err(format!("rule \"{}\": {m}", r.name)))
             };
             rules.push(Rule {
                 name: r.name.clone(),
                 namespaces: r.namespaces.clone(),
-                selector,
+                namespace_selector: compile("namespace_selector", &r.namespace_selector)?,
+                selector: compile("pod_selector", &r.pod_selector)?,
                 mode: r.mode,
                 architectures,
                 unknown_images: r.unknown_images,
@@ -267,8 +271,17 @@ impl Policy {
     }
 
     /// The first rule that matches a pod in `namespace` with `labels`.
-    pub fn rule_for(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Option<&Rule> {
+    pub fn rule_for(
+        &self,
+        namespace: &Namespace,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<&Rule> {
         self.rules.iter().find(|r| r.matches(namespace, labels))
+    }
+
+    /// Whether some rule picks namespaces by label: only then are namespaces' labels looked up.
+    pub fn selects_namespaces_by_label(&self) -> bool {
+        self.rules.iter().any(|r| r.namespace_selector.is_some())
     }
 
     /// The GPU vendor a resource name selects.
@@ -280,15 +293,21 @@ impl Policy {
 }
 
 impl Rule {
-    pub fn matches(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
-        let ns_ok =
-            self.namespaces.is_empty() || self.namespaces.iter().any(|p| p.matches(namespace));
-        ns_ok && self.selector.as_ref().is_none_or(|s| s.matches(labels))
+    pub fn matches(&self, namespace: &Namespace, labels: &BTreeMap<String, String>) -> bool {
+        let named = self.namespaces.is_empty()
+            || self.namespaces.iter().any(|p| p.matches(&namespace.name));
+        named
+            && self
+                .namespace_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&namespace.labels))
+            && self.selector.as_ref().is_none_or(|s| s.matches(labels))
     }
 }
 
 impl LabelSelector {
-    fn compile(spec: &model::SelectorSpec) -> Result<LabelSelector, String> {
+    /// `field` names the selector in messages (`pod_selector`, `namespace_selector`).
+    fn compile(spec: &model::SelectorSpec, field: &str) -> Result<LabelSelector, String> {
         let mut requirements = Vec::new();
         for (k, v) in &spec.match_labels {
             requirements.push((
@@ -307,7 +326,7 @@ impl LabelSelector {
             let needs_values = matches!(operator, SelectorOperator::In | SelectorOperator::NotIn);
             if has_values != needs_values {
                 return Err(format!(
-                    "pod_selector expression on `{}`: {operator:?} {}",
+                    "{field} expression on `{}`: {operator:?} {}",
                     key.0,
                     if needs_values {
                         "needs at least one value"
@@ -355,10 +374,13 @@ mod tests {
         assert_eq!(p.cluster_archs.names(), ["amd64", "arm64"]);
         let none = BTreeMap::new();
         assert_eq!(
-            p.rule_for("kube-system", &none).and_then(|r| r.mode),
+            p.rule_for(&Namespace::named("kube-system"), &none)
+                .and_then(|r| r.mode),
             Some(Mode::Off)
         );
-        let db = p.rule_for("databases", &none).and_then(|r| r.architectures);
+        let db = p
+            .rule_for(&Namespace::named("databases"), &none)
+            .and_then(|r| r.architectures);
         assert_eq!(db.map(|a| a.names()), Some(vec!["amd64"]));
         for res in ["nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915"] {
             let vendor = p
@@ -461,16 +483,54 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>()
         };
-        assert!(p.rule_for("ns", &labels(&[("app", "db")])).is_some());
+        let ns = Namespace::named("ns");
+        assert!(p.rule_for(&ns, &labels(&[("app", "db")])).is_some());
         assert!(p
-            .rule_for("ns", &labels(&[("app", "db"), ("tier", "prod")]))
+            .rule_for(&ns, &labels(&[("app", "db"), ("tier", "prod")]))
             .is_some());
         assert!(p
-            .rule_for("ns", &labels(&[("app", "db"), ("tier", "test")]))
+            .rule_for(&ns, &labels(&[("app", "db"), ("tier", "test")]))
             .is_none());
         assert!(p
-            .rule_for("ns", &labels(&[("app", "db"), ("legacy", "")]))
+            .rule_for(&ns, &labels(&[("app", "db"), ("legacy", "")]))
             .is_none());
-        assert!(p.rule_for("ns", &labels(&[("app", "web")])).is_none());
+        assert!(p.rule_for(&ns, &labels(&[("app", "web")])).is_none());
+    }
+
+    #[test]
+    fn namespace_selectors_match_the_namespaces_labels_and_name_label() {
+        let p = load(&format!(
+            "{CLUSTER}[[rules]]\nname = \"off\"\nmode = \"off\"\nnamespace_selector = {{ match_labels = {{ \"archgate.io/mode\" = \"off\" }} }}\n[[rules]]\nname = \"teams\"\nnamespaces = [\"team-*\"]\nnamespace_selector = {{ match_expressions = [{{ key = \"team\", operator = \"Exists\" }}] }}\n[[rules]]\nname = \"by-name\"\nnamespace_selector = {{ match_expressions = [{{ key = \"kubernetes.io/metadata.name\", operator = \"In\", values = [\"legacy\"] }}] }}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.selects_namespaces_by_label());
+        let none = BTreeMap::new();
+        let ns = |name: &str, pairs: &[(&str, &str)]| {
+            let labels = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Namespace::with_labels(name, labels)
+        };
+        let rule = |n: &Namespace| p.rule_for(n, &none).map(|r| r.name.as_str());
+        assert_eq!(
+            rule(&ns("anything", &[("archgate.io/mode", "off")])),
+            Some("off")
+        );
+        assert_eq!(rule(&ns("team-a", &[("team", "a")])), Some("teams"));
+        // Both the name pattern and the selector must hold.
+        assert_eq!(rule(&ns("team-b", &[])), None);
+        assert_eq!(rule(&ns("shop", &[("team", "a")])), None);
+        assert_eq!(rule(&Namespace::named("legacy")), Some("by-name"));
+        let err = load(&format!("{CLUSTER}[[rules]]\nname = \"x\"\nnamespace_selector = {{ match_expressions = [{{ key = \"a\", operator = \"Exists\", values = [\"b\"] }}] }}\n")).err().unwrap_or_default();
+        assert!(
+            err.contains("namespace_selector expression on `a`") && err.contains("takes no values"),
+            "{err}"
+        );
+        let err = load(&format!("{CLUSTER}[[rules]]\nname = \"x\"\nnamespace_selector = {{ matchLabels = {{ a = \"b\" }} }}\n")).err().unwrap_or_default();
+        assert!(err.contains("unknown field `matchLabels`"), "{err}");
+        assert!(!load(CLUSTER)
+            .map(|p| p.selects_namespaces_by_label())
+            .unwrap_or(true));
     }
 }

@@ -175,6 +175,8 @@ pub struct RuleSpec {
     pub name: String,
     #[serde(default)]
     pub namespaces: Vec<NamespacePattern>,
+    /// Namespaces by label, as a webhook's `namespaceSelector` picks them.
+    pub namespace_selector: Option<SelectorSpec>,
     pub pod_selector: Option<SelectorSpec>,
     pub mode: Option<Mode>,
     pub architectures: Option<Vec<ArchName>>,
@@ -209,7 +211,7 @@ impl TryFrom<i64> for Weight {
     }
 }
 
-/// A Kubernetes label selector over the pod's labels.
+/// A Kubernetes label selector, over the pod's labels or its namespace's.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorSpec {

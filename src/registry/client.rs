@@ -38,7 +38,9 @@ pub enum FetchError {
     },
     #[error("{host} did not answer within {timeout_ms} ms")]
     Timeout { host: String, timeout_ms: u128 },
-    #[error("cannot reach {host}: {reason}")]
+    /// The reason stays in archgate's log: a pod creator learning "connection refused on port
+    /// 22" could map the network archgate sits in.
+    #[error("{}", transport_message(.host, *.retryable))]
     Transport {
         host: String,
         reason: String,
@@ -54,6 +56,14 @@ pub enum FetchError {
         realm: String,
         reason: String,
     },
+}
+
+fn transport_message(host: &str, retryable: bool) -> String {
+    if retryable {
+        format!("cannot reach {host}: check that the registry is up and that archgate's network may reach it (archgate's log says why)")
+    } else {
+        format!("the TLS handshake with {host} failed: trust its CA (ca_file under [registries.\"{host}\"] in the registry config, or the system's CA store), or set insecure = true there if it speaks plain HTTP")
+    }
 }
 
 impl FetchError {
@@ -366,7 +376,10 @@ impl Client {
                 (outcome, Ok(r))
             }
             Err(e) => match guard_refusal(&e) {
-                Some(g) => ("refused", Err(FetchError::Guard(g))),
+                Some(g) => {
+                    tracing::info!(host = %ep.host, refusal = ?g, "registry host refused by the guard");
+                    ("refused", Err(FetchError::Guard(g)))
+                }
                 None if e.is_timeout() => (
                     "timeout",
                     Err(FetchError::Timeout {
@@ -374,14 +387,18 @@ impl Client {
                         timeout_ms: ep.request_timeout.as_millis(),
                     }),
                 ),
-                None => (
-                    "error",
-                    Err(FetchError::Transport {
-                        host: ep.host.clone(),
-                        reason: transport_reason(&e),
-                        retryable: !is_tls_failure(&e),
-                    }),
-                ),
+                None => {
+                    let reason = transport_reason(&e);
+                    tracing::warn!(host = %ep.host, reason, "cannot reach the registry");
+                    (
+                        "error",
+                        Err(FetchError::Transport {
+                            host: ep.host.clone(),
+                            reason,
+                            retryable: !is_tls_failure(&e),
+                        }),
+                    )
+                }
             },
         };
         self.metrics

@@ -4,6 +4,14 @@
 //! Names are checked against the allow and deny lists; addresses (literal, or every address a name
 //! resolves to, as the HTTP client's resolver asks) against the always-blocked networks and the
 //! deny list's CIDRs, so a name pointing at 169.254.169.254 is refused as surely as the literal.
+//!
+//! Private networks (loopback, RFC 1918, RFC 4193, shared address space, where cluster Services
+//! and the node's own ports live) are refused unless the operator named the host: a key or mirror
+//! under `[registries]`, or an `allow` entry. A homelab registry at 192.168.1.10 works once named;
+//! an image called `10.96.0.1:443/x` does not make the webhook talk to the API server.
+//!
+//! Refusals never say which address a name resolved to: the message reaches whoever created the
+//! pod, and must not be a way to map the internal network.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -14,14 +22,16 @@ pub enum GuardError {
     NotAllowed(String),
     #[error("registry {0} is in the registry config's deny list")]
     Denied(String),
-    #[error("registry {host} resolves to {ip}, a link-local, cloud metadata or other never-contacted address")]
+    #[error("registry {host} is on a link-local, cloud metadata or other never-contacted network")]
     Blocked { host: String, ip: IpAddr },
-    #[error("registry {host} resolves to {ip}, in the registry config's denied network {network}")]
+    #[error("registry {host} is in a network the registry config denies")]
     DeniedNetwork {
         host: String,
         ip: IpAddr,
         network: String,
     },
+    #[error("registry {host} is on a private network (loopback, RFC 1918/4193 or cluster-internal): name it under [registries] in the registry config to let archgate ask it")]
+    Private { host: String, ip: IpAddr },
 }
 
 /// An IP network (`10.0.0.0/8`, `fe80::/10`).
@@ -95,29 +105,58 @@ const ALWAYS_BLOCKED: [Network; 10] = [
     Network::v6([0, 0, 0, 0, 0, 0, 0, 0], 128), // unspecified
 ];
 
+/// Contacted only when the operator named the host: where a cluster's Services, its nodes' own
+/// ports and a home network live.
+const PRIVATE: [Network; 7] = [
+    Network::v4([127, 0, 0, 0], 8),                // loopback
+    Network::v4([10, 0, 0, 0], 8),                 // RFC 1918
+    Network::v4([172, 16, 0, 0], 12),              // RFC 1918
+    Network::v4([192, 168, 0, 0], 16),             // RFC 1918
+    Network::v4([100, 64, 0, 0], 10),              // shared address space (CGNAT, overlays)
+    Network::v6([0, 0, 0, 0, 0, 0, 0, 1], 128),    // loopback
+    Network::v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), // RFC 4193 unique local
+];
+
 /// The host rules, built once from the registry configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
     allow: Vec<String>,
+    /// Hosts the operator named (allow entries, `[registries]` keys and mirrors): the only ones
+    /// that may be on a private network.
+    named: Vec<String>,
     deny_hosts: Vec<String>,
     deny_networks: Vec<Network>,
 }
 
 impl Guard {
-    /// `allow` empty means any host; `deny` holds host patterns and CIDRs. `configured` (hosts
-    /// and mirrors the operator named in the configuration) are allowed as if listed.
+    /// `allow` empty means any public host; `deny` holds host patterns and CIDRs. `configured`
+    /// (hosts and mirrors the operator named in the configuration) are allowed as if listed,
+    /// and may be on private networks.
     pub fn new(allow: &[String], deny: &[String], configured: &[String]) -> Guard {
-        let mut allow = allow.to_vec();
-        if !allow.is_empty() {
-            allow.extend(configured.iter().cloned());
-        }
+        let named: Vec<String> = allow.iter().chain(configured).cloned().collect();
+        let allow = if allow.is_empty() {
+            Vec::new()
+        } else {
+            named.clone()
+        };
         let (networks, hosts): (Vec<&String>, Vec<&String>) =
             deny.iter().partition(|d| d.contains('/'));
         Guard {
             allow,
+            named,
             deny_hosts: hosts.into_iter().cloned().collect(),
             deny_networks: networks.iter().filter_map(|n| Network::parse(n)).collect(),
         }
+    }
+
+    /// Whether the operator named `host` (`host[:port]`; a name the resolver asks about has no
+    /// port, and matches a named host on any port).
+    fn is_named(&self, host: &str) -> bool {
+        let (_, port) = super::config::split_host_port(host);
+        self.named.iter().any(|p| match port {
+            Some(_) => host_matches(p, host),
+            None => host_matches(super::config::split_host_port(p).0, host),
+        })
     }
 
     /// May archgate ask the registry `host` (host[:port] from an image name or a mirror)?
@@ -125,40 +164,55 @@ impl Guard {
         if !self.allow.is_empty() && !self.allow.iter().any(|p| host_matches(p, host)) {
             return Err(GuardError::NotAllowed(host.to_string()));
         }
-        self.check_other(host)
+        self.check_other(host)?;
+        // A private address is named with its port: naming 127.0.0.1:5000 is no licence to
+        // probe 127.0.0.1:22.
+        match literal_ip(host) {
+            Some(ip) if PRIVATE.iter().any(|n| n.contains(ip)) && !self.is_named(host) => {
+                let host = host.to_string();
+                Err(GuardError::Private { host, ip })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// May archgate follow a redirect or token realm to `host`? Registries legitimately send
-    /// those elsewhere (blob storage, an auth service), so only the deny rules apply.
+    /// those elsewhere (blob storage, an auth service on another port), so the allow list does
+    /// not apply and a named host's name is enough.
     pub fn check_other(&self, host: &str) -> Result<(), GuardError> {
         if self.deny_hosts.iter().any(|p| host_matches(p, host)) {
             return Err(GuardError::Denied(host.to_string()));
         }
-        let (name, _) = super::config::split_host_port(host);
-        let bare = name.trim_start_matches('[').trim_end_matches(']');
-        match bare.parse::<IpAddr>() {
-            Ok(ip) => self.check_ip(host, ip),
-            Err(_) => Ok(()),
+        match literal_ip(host) {
+            Some(ip) => self.check_ip(super::config::split_host_port(host).0, ip),
+            None => Ok(()),
         }
     }
 
     /// May archgate connect to `ip`, an address `host` resolved to?
     pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), GuardError> {
+        let host = host.to_string();
         if ALWAYS_BLOCKED.iter().any(|n| n.contains(ip)) {
-            return Err(GuardError::Blocked {
-                host: host.to_string(),
-                ip,
-            });
+            return Err(GuardError::Blocked { host, ip });
         }
-        match self.deny_networks.iter().find(|n| n.contains(ip)) {
-            Some(network) => Err(GuardError::DeniedNetwork {
-                host: host.to_string(),
-                ip,
-                network: network.to_string(),
-            }),
-            None => Ok(()),
+        if let Some(network) = self.deny_networks.iter().find(|n| n.contains(ip)) {
+            let network = network.to_string();
+            return Err(GuardError::DeniedNetwork { host, ip, network });
         }
+        if PRIVATE.iter().any(|n| n.contains(ip)) && !self.is_named(&host) {
+            return Err(GuardError::Private { host, ip });
+        }
+        Ok(())
     }
+}
+
+/// The address in `host[:port]` when it is written as one (`10.0.0.1:5000`, `[::1]`).
+fn literal_ip(host: &str) -> Option<IpAddr> {
+    let (name, _) = super::config::split_host_port(host);
+    name.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// `pattern` is `host`, `host:port` or `*.domain[:port]` (`*` is exactly one label, as in
@@ -203,8 +257,7 @@ mod tests {
                 "{host}"
             );
         }
-        assert_eq!(g.check_registry("127.0.0.1:5000"), Ok(()));
-        assert_eq!(g.check_registry("10.1.2.3"), Ok(()));
+        assert_eq!(g.check_registry("8.8.8.8:5000"), Ok(()));
         assert_eq!(g.check_registry("ghcr.io"), Ok(()));
         assert!(g
             .check_ip(
@@ -214,6 +267,53 @@ mod tests {
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
             )
             .is_err());
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    #[test]
+    fn private_networks_are_refused_unless_the_host_is_named() {
+        let s = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let g = Guard::new(&[], &[], &s(&["127.0.0.1:5000", "registry.home.lan:5000"]));
+        for host in [
+            "127.0.0.1:22",
+            "127.0.0.2:5000",
+            "10.96.0.1:443",
+            "172.20.0.5",
+            "192.168.1.10:5000",
+            "100.64.0.1",
+            "[::1]:5000",
+            "[fd12:3456::1]:5000",
+        ] {
+            assert!(
+                matches!(g.check_registry(host), Err(GuardError::Private { .. })),
+                "{host}"
+            );
+        }
+        assert_eq!(g.check_registry("127.0.0.1:5000"), Ok(()));
+        // The resolver asks about names without a port.
+        assert_eq!(g.check_ip("registry.home.lan", ip("192.168.1.10")), Ok(()));
+        assert!(matches!(
+            g.check_ip("gitea.svc.cluster.local", ip("10.96.4.2")),
+            Err(GuardError::Private { .. })
+        ));
+        // Public addresses need no naming; the message never says where a name pointed.
+        assert_eq!(g.check_ip("ghcr.io", ip("140.82.121.34")), Ok(()));
+        let refused = g.check_ip("internal.example", ip("10.1.2.3"));
+        let text = refused.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(
+            text.contains("internal.example") && !text.contains("10.1.2.3"),
+            "{text}"
+        );
+        // Naming through the allow list works too, and deny rules still win over naming.
+        let g = Guard::new(&s(&["*.home.lan"]), &s(&["192.168.9.0/24"]), &[]);
+        assert_eq!(g.check_ip("nas.home.lan", ip("192.168.1.2")), Ok(()));
+        assert!(matches!(
+            g.check_ip("nas.home.lan", ip("192.168.9.2")),
+            Err(GuardError::DeniedNetwork { .. })
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::inventory::node::nodes_from_value;
+use crate::namespace::Namespace;
 use crate::policy::evaluate::evaluate_ephemeral;
 
 fn seed() -> Inventory {
@@ -253,7 +254,14 @@ fn ephemeral(policy: &Policy, inventory: &Inventory, node: &str, image: &[&str])
             )))),
         })
         .collect();
-    evaluate_ephemeral(policy, inventory, &p, "shop", &images, Stage::Validate)
+    evaluate_ephemeral(
+        policy,
+        inventory,
+        &p,
+        &Namespace::named("shop"),
+        &images,
+        Stage::Validate,
+    )
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use super::patch;
 use crate::image::Platform;
 use crate::inventory::Inventory;
+use crate::namespace::Namespace;
 use crate::platforms::{ImagePlatforms, Lookup};
 use crate::pod::{ContainerKind, Pod};
 use crate::policy::evaluate::{
@@ -102,7 +103,14 @@ fn decide_in(
 ) -> (Decision, Value) {
     let p: Pod = serde_json::from_value(pod_json.clone()).unwrap();
     let images = facts(&p, known);
-    let decision = evaluate(policy, inventory, &p, "shop", &images, stage);
+    let decision = evaluate(
+        policy,
+        inventory,
+        &p,
+        &Namespace::named("shop"),
+        &images,
+        stage,
+    );
     let mut out = pod_json.clone();
     if let Verdict::Patch(_) | Verdict::Gate(_) = &decision.verdict {
         let built = super::pod_ops(&p, &decision);

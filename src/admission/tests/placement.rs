@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::admission::Admission;
+use crate::namespace::Namespace;
 use crate::platforms::StaticPlatforms;
 use crate::policy::gate::{GATE, GATED_LABEL, PLACEMENT_ANNOTATION};
 use base64::Engine;
@@ -69,14 +70,35 @@ fn pods_that_must_never_wait_on_archgate_are_decided_at_once() {
     let pol = policy("");
     let inv = Inventory::from_policy(&pol);
     for ns in ["kube-system", "kube-node-lease"] {
-        let d = evaluate(&pol, &inv, &p, ns, &images, Stage::Mutate);
+        let d = evaluate(
+            &pol,
+            &inv,
+            &p,
+            &Namespace::named(ns),
+            &images,
+            Stage::Mutate,
+        );
         assert!(!matches!(d.verdict, Verdict::Gate(_)), "{ns}: {d:?}");
     }
     let mut own = pol.clone();
     own.placement.never_gate.push("archgate".into());
-    let d = evaluate(&own, &inv, &p, "archgate", &images, Stage::Mutate);
+    let d = evaluate(
+        &own,
+        &inv,
+        &p,
+        &Namespace::named("archgate"),
+        &images,
+        Stage::Mutate,
+    );
     assert!(!matches!(d.verdict, Verdict::Gate(_)), "{d:?}");
-    let d = evaluate(&own, &inv, &p, "shop", &images, Stage::Mutate);
+    let d = evaluate(
+        &own,
+        &inv,
+        &p,
+        &Namespace::named("shop"),
+        &images,
+        Stage::Mutate,
+    );
     assert!(matches!(d.verdict, Verdict::Gate(_)), "{d:?}");
 }
 
