@@ -5,6 +5,7 @@
 
 use futures_util::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{PoisonError, RwLock};
 
 /// The label the API server puts on every namespace (Kubernetes 1.21+), holding its name.
 pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -84,6 +85,15 @@ impl StaticNamespaces {
 impl NamespaceSource for StaticNamespaces {
     fn namespace<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Namespace> {
         Box::pin(std::future::ready(self.get(name)))
+    }
+}
+
+/// Namespaces learnt while reading manifests (`check` meets a Namespace before the pods in it,
+/// as `kubectl apply` needs it first).
+impl NamespaceSource for RwLock<StaticNamespaces> {
+    fn namespace<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Namespace> {
+        let known = self.read().unwrap_or_else(PoisonError::into_inner);
+        Box::pin(std::future::ready(known.get(name)))
     }
 }
 

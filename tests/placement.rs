@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::kubeapi::KubeApi;
+use common::kubeapi::{self, KubeApi};
 use common::registry::{Registry, Silent, OCI_MANIFEST};
 use common::{ServeOptions, Server};
 use serde_json::{json, Value};
@@ -130,40 +130,17 @@ fn serve(api: &KubeApi, hosts: &[SocketAddr], give_up: &str) -> Server {
     )
 }
 
-/// The AdmissionReview the API server sends for creating `pod`.
-fn review(pod: &Value) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "0d2ad8f1-2a55-4b1b-9b6e-6f1f3d0c8a11",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": pod["metadata"]["name"],
-            "namespace": pod["metadata"]["namespace"],
-            "operation": "CREATE",
-            "userInfo": {"username": "kubernetes-admin"},
-            "object": pod,
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
-        }
-    })
-}
-
 /// What the API server does with a pod create: the mutating webhook, its patch, the validating
 /// webhook, then the pod stored. Returns the stored pod (or the denial's answer as an error).
 async fn create(server: &Server, api: &KubeApi, pod: Value) -> Value {
     let mut client = server.client(common::Proto::H2).await;
     let answer = client
-        .review_value("/mutate?timeout=2s", &review(&pod))
+        .review_value("/mutate?timeout=2s", &kubeapi::create_review(&pod))
         .await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let admitted = common::apply_patch(&pod, &answer);
     let verdict = client
-        .review_value("/validate?timeout=2s", &review(&admitted))
+        .review_value("/validate?timeout=2s", &kubeapi::create_review(&admitted))
         .await;
     assert_eq!(verdict["response"]["allowed"], true, "{verdict}");
     let ns = pod["metadata"]["namespace"].as_str().unwrap();
@@ -285,7 +262,7 @@ async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recover
         let mut client = server.client(common::Proto::H2).await;
         let pod = common::kubeapi::pod(ns, "own", &image);
         let answer = client
-            .review_value("/mutate?timeout=2s", &review(&pod))
+            .review_value("/mutate?timeout=2s", &kubeapi::create_review(&pod))
             .await;
         let admitted = common::apply_patch(&pod, &answer);
         assert!(!gated(&admitted), "{ns}: {answer}");

@@ -4,6 +4,7 @@
 
 use super::check::eval::{Evaluator, Report};
 use super::check::input::{self, SourceRef};
+use crate::namespace::{Namespace, StaticNamespaces};
 use crate::platforms::{PlatformSource, StaticPlatforms};
 use crate::policy::Policy;
 use anyhow::Context;
@@ -34,6 +35,8 @@ pub struct SuiteSpec {
     pub platforms: Option<PlatformsSpec>,
     pub nodes: Option<String>,
     pub namespace: Option<String>,
+    /// Labels of the namespace the cases' objects are in, for rules with a `namespace_selector`.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub cases: Vec<CaseSpec>,
 }
@@ -59,6 +62,7 @@ pub struct CaseSpec {
     pub platforms: Option<PlatformsSpec>,
     pub nodes: Option<String>,
     pub namespace: Option<String>,
+    pub namespace_labels: Option<BTreeMap<String, String>>,
     pub expect: Expect,
 }
 
@@ -250,7 +254,15 @@ fn run_case(
         .as_deref()
         .or(suite.namespace.as_deref())
         .unwrap_or("default");
-    let evaluator = Evaluator::new(admission, namespace)?;
+    let mut namespaces = StaticNamespaces::default();
+    if let Some(labels) = case
+        .namespace_labels
+        .as_ref()
+        .or(suite.namespace_labels.as_ref())
+    {
+        namespaces.insert(Namespace::with_labels(namespace, labels.clone()));
+    }
+    let evaluator = Evaluator::new(admission, namespace, namespaces)?;
     let (file, objects) = match (&case.input, &case.input_file) {
         (Some(InputSpec::Object(v)), None) => (
             path.display().to_string(),

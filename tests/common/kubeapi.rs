@@ -222,6 +222,29 @@ impl KubeApi {
     }
 }
 
+/// The AdmissionReview the API server sends for creating `pod`.
+pub fn create_review(pod: &Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0d2ad8f1-2a55-4b1b-9b6e-6f1f3d0c8a11",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": pod["metadata"]["name"],
+            "namespace": pod["metadata"]["namespace"],
+            "operation": "CREATE",
+            "userInfo": {"username": "kubernetes-admin"},
+            "object": pod,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        }
+    })
+}
+
 /// A minimal valid Pod with one container `app` running `image`.
 pub fn pod(namespace: &str, name: &str, image: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",

@@ -4,11 +4,13 @@
 
 use super::input::SourceRef;
 use crate::admission::{patch, respond, respond_with, Admission, Snapshot};
+use crate::namespace::{NamespaceSource, StaticNamespaces};
 use crate::pod::Pod;
 use crate::policy::{Decision, Stage, Verdict};
 use crate::workload::{self, WorkloadError};
 use base64::Engine;
 use serde_json::Value;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// The API server's default webhook timeout; offline sources answer long before it.
@@ -121,24 +123,39 @@ pub struct Evaluator {
     admission: Admission,
     runtime: tokio::runtime::Runtime,
     default_namespace: String,
+    /// The namespaces given (`--namespaces`), and the Namespace objects met so far.
+    namespaces: Arc<RwLock<StaticNamespaces>>,
 }
 
 impl Evaluator {
-    pub fn new(admission: Admission, default_namespace: &str) -> Result<Evaluator, EvalError> {
+    /// Evaluates with `admission`; `namespaces` are what rules with a `namespace_selector` see
+    /// (plus every Namespace object evaluated before the objects in it).
+    pub fn new(
+        admission: Admission,
+        default_namespace: &str,
+        namespaces: StaticNamespaces,
+    ) -> Result<Evaluator, EvalError> {
         // I/O too: a registry source makes HTTP requests.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(EvalError::Runtime)?;
+        let namespaces = Arc::new(RwLock::new(namespaces));
+        admission.set_namespaces(Arc::clone(&namespaces) as Arc<dyn NamespaceSource>);
         Ok(Evaluator {
             admission,
             runtime,
             default_namespace: default_namespace.to_string(),
+            namespaces,
         })
     }
 
     /// Evaluates one object as the webhooks would at its creation.
     pub fn object(&self, object: Value, source: SourceRef) -> Result<Report, EvalError> {
+        self.namespaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert_object(&object);
         let mut report = Report::new(object, source, &self.default_namespace);
         if report.kind == "AdmissionReview" {
             self.runtime.block_on(self.replay(&mut report))?;

@@ -11,6 +11,7 @@ pub mod output;
 use super::registry_args::RegistryArgs;
 use crate::admission::Admission;
 use crate::inventory::{node::nodes_from_value, Inventory};
+use crate::namespace::StaticNamespaces;
 use crate::platforms::{PlatformSource, StaticPlatforms};
 use crate::policy::Policy;
 use anyhow::Context;
@@ -37,6 +38,11 @@ pub struct CheckArgs {
     /// Namespace for objects whose metadata names none.
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
+    /// Namespaces with their labels (`kubectl get namespaces -o yaml` output), for rules with a
+    /// `namespace_selector`. Namespace objects among the manifests count too, for the objects
+    /// after them; any other namespace has only its `kubernetes.io/metadata.name` label.
+    #[arg(long, value_name = "FILE")]
+    pub namespaces: Option<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
@@ -113,12 +119,40 @@ pub fn load_nodes(path: &Path) -> anyhow::Result<Inventory> {
     Ok(Inventory::from_nodes(nodes))
 }
 
+/// Reads `kubectl get namespaces -o yaml|json` output (or any manifests holding Namespaces).
+pub fn load_namespaces(path: &Path) -> anyhow::Result<StaticNamespaces> {
+    let what = || {
+        format!(
+            "namespaces file {}: pass the output of `kubectl get namespaces -o yaml`",
+            path.display()
+        )
+    };
+    let text = std::fs::read_to_string(path).with_context(what)?;
+    let (documents, error) = input::documents(&path.display().to_string(), &text);
+    if let Some(e) = error {
+        return Err(anyhow::Error::new(e).context(what()));
+    }
+    let mut namespaces = StaticNamespaces::default();
+    let found = documents
+        .iter()
+        .filter(|d| namespaces.insert_object(&d.value))
+        .count();
+    if found == 0 {
+        anyhow::bail!("{}: it holds no Namespace object", what());
+    }
+    Ok(namespaces)
+}
+
 /// Runs `check`; returns the exit code (0 allowed, 1 denied, 2 input errors).
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let policy = Policy::load(&args.policy)?;
     let admission = admission(policy, args.source.source()?, args.nodes.as_deref())?;
     let inputs = input::expand(&args.paths)?;
-    let evaluator = Evaluator::new(admission, &args.namespace)?;
+    let namespaces = match &args.namespaces {
+        Some(path) => load_namespaces(path)?,
+        None => StaticNamespaces::default(),
+    };
+    let evaluator = Evaluator::new(admission, &args.namespace, namespaces)?;
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut printer = Printer::new(
         std::io::BufWriter::new(std::io::stdout().lock()),
