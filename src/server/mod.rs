@@ -2,6 +2,7 @@
 
 mod coalesce;
 pub mod metrics;
+mod oversize;
 pub mod reload;
 pub mod routes;
 pub mod tls;

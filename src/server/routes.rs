@@ -1,6 +1,7 @@
 //! HTTP routes: the two admission endpoints, health, readiness and metrics.
 
 use super::metrics::Metrics;
+use super::oversize;
 use crate::admission::Admission;
 use crate::policy::Stage;
 use axum::body::Body;
@@ -135,40 +136,41 @@ impl<S: Send + Sync> FromRequest<S> for ReviewRequest {
             ));
         }
         let timeout = req.uri().query().and_then(timeout_param);
-        let body: Body = req.into_body();
-        // The declared Content-Length, as hyper read it: refused before a byte is read.
-        if usize::try_from(axum::body::HttpBody::size_hint(&body).lower())
-            .map_or(true, |n| n > MAX_BODY_BYTES)
-        {
-            return Err(too_large());
+        let mut body: Body = req.into_body();
+        // The declared Content-Length, as hyper read it: refused before a byte is kept.
+        let declared = usize::try_from(axum::body::HttpBody::size_hint(&body).lower());
+        if declared.map_or(true, |n| n > MAX_BODY_BYTES) {
+            return Err(too_large(body).await);
         }
-        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(body) => Ok(ReviewRequest { body, timeout }),
-            Err(e) if is_length_limit(&e) => Err(too_large()),
-            Err(e) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read request body: {e}"),
-            )),
+        let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            let frame = frame.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read request body: {e}"),
+                )
+            })?;
+            if let Some(data) = frame.data_ref() {
+                if buf.len() + data.len() > MAX_BODY_BYTES {
+                    return Err(too_large(body).await);
+                }
+                buf.extend_from_slice(data);
+            }
         }
+        Ok(ReviewRequest {
+            body: buf.freeze(),
+            timeout,
+        })
     }
 }
 
-fn too_large() -> ApiError {
+/// The 413, once the rest of the body is out of the way ([`oversize::linger`]).
+async fn too_large(body: Body) -> ApiError {
+    oversize::linger(body).await;
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body exceeds {MAX_BODY_BYTES} bytes, more than any AdmissionReview the API server sends"),
     )
-}
-
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
 }
 
 /// The `timeout` parameter of a query string (`timeout=10s`); the API server writes nothing
