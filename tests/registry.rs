@@ -321,6 +321,39 @@ async fn token_auth_with_pull_secrets_and_cache_scoped_by_credential() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_token_is_exchanged_at_the_token_service_never_sent_as_a_password() {
+    let issuer = TokenIssuer::start(&[("carol", "carol-pw")]).await;
+    let reg = Registry::start(false, Auth::Token(Arc::clone(&issuer)));
+    reg.push_image("team/secret", "1", "linux/arm64", OCI_MANIFEST)
+        .await;
+    let private = format!("{}/team/secret:1", reg.host);
+    // As `docker login` stores it for an OAuth2 registry: no auth, no password.
+    let identity = |token: &str| {
+        serde_json::json!({"auths": {reg.host.clone(): {"identitytoken": token}}}).to_string()
+    };
+    let good = source(
+        &insecure(&reg),
+        Some(&identity(&TokenIssuer::refresh_token_for("carol"))),
+        None,
+    );
+    assert_eq!(
+        platforms(&lookup(&good.source, &private).await),
+        ["linux/arm64"]
+    );
+    // A refresh token the service does not know: refused, naming where it came from.
+    let bad = source(&insecure(&reg), Some(&identity("stale")), None);
+    let why = failure(&lookup(&bad.source, &private).await);
+    assert!(
+        why.contains("token service") && why.contains("400"),
+        "{why}"
+    );
+    assert!(
+        !why.contains("stale"),
+        "the token never reaches a message: {why}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_io_images_go_to_the_configured_mirror() {
     let mirror = Registry::plain();
     mirror

@@ -254,9 +254,10 @@ impl Client {
             .and_then(parse_challenge);
         let basic = challenge == Some(Challenge::Basic);
         let header = match challenge {
-            Some(Challenge::Basic) => match credential {
-                Some(c) => c.basic_header(),
-                None => return Err(unauthorized(&ep.host, 401, None)),
+            Some(Challenge::Basic) => match credential.and_then(Credential::basic_header) {
+                Some(header) => header,
+                // An identity token is no password: a Basic registry cannot take it.
+                None => return Err(unauthorized(&ep.host, 401, credential)),
             },
             Some(Challenge::Bearer {
                 realm,
@@ -307,13 +308,29 @@ impl Client {
             (None, _) => return Err(fail("the realm has no host".into())),
         };
         self.guard.check_other(&realm_host)?;
-        let mut req = ep.http.get(url).query(&[("scope", scope)]);
-        if let Some(service) = service {
-            req = req.query(&[("service", service)]);
-        }
-        if let Some(c) = credential {
-            req = req.header(AUTHORIZATION, c.basic_header());
-        }
+        let req = match credential.and_then(Credential::refresh_token) {
+            // Docker's OAuth2 flow for identity tokens: a refresh-token grant, POSTed as a form.
+            Some(refresh) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh),
+                    ("client_id", "archgate"),
+                    ("scope", scope),
+                ];
+                form.extend(service.map(|s| ("service", s)));
+                ep.http.post(url).form(&form)
+            }
+            None => {
+                let mut req = ep.http.get(url).query(&[("scope", scope)]);
+                if let Some(service) = service {
+                    req = req.query(&[("service", service)]);
+                }
+                match credential.and_then(Credential::basic_header) {
+                    Some(header) => req.header(AUTHORIZATION, header),
+                    None => req,
+                }
+            }
+        };
         let started = Instant::now();
         let resp = req.send().await;
         let resp = self.record(ep, started, resp)?;

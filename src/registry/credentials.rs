@@ -18,13 +18,18 @@ use std::sync::Arc;
 pub struct Credential {
     pub username: String,
     password: String,
+    /// `password` is an OAuth2 refresh token (docker config `identitytoken`): exchanged at the
+    /// token service, never sent to a registry as a password.
+    identity_token: bool,
     /// Its source, for messages: "pull secret apps/regcred", "--docker-config file F".
     origin: Arc<str>,
 }
 
 impl PartialEq for Credential {
     fn eq(&self, other: &Credential) -> bool {
-        self.username == other.username && self.password == other.password
+        self.username == other.username
+            && self.password == other.password
+            && self.identity_token == other.identity_token
     }
 }
 
@@ -45,8 +50,23 @@ impl Credential {
         Credential {
             username: username.into(),
             password: password.into(),
+            identity_token: false,
             origin: Arc::from(""),
         }
+    }
+
+    /// An identity token (`identitytoken` in a docker config, as `docker login` stores it for
+    /// registries with OAuth2): a refresh token for the registry's token service.
+    pub fn identity_token(token: impl Into<String>) -> Credential {
+        Credential {
+            identity_token: true,
+            ..Credential::new("", token)
+        }
+    }
+
+    /// The refresh token, when this credential is an identity token.
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.identity_token.then_some(self.password.as_str())
     }
 
     /// The same credential, named as coming from `origin`.
@@ -60,13 +80,17 @@ impl Credential {
         &self.origin
     }
 
-    /// The value of an `Authorization: Basic` header.
-    pub fn basic_header(&self) -> String {
+    /// The value of an `Authorization: Basic` header; `None` for an identity token, which
+    /// registries take only at their token service.
+    pub fn basic_header(&self) -> Option<String> {
+        if self.identity_token {
+            return None;
+        }
         let raw = format!("{}:{}", self.username, self.password);
-        format!(
+        Some(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        ))
     }
 
     /// A stable, irreversible name for this credential: the cache key of what it unlocked.
@@ -75,6 +99,7 @@ impl Credential {
         h.update(self.username.as_bytes());
         h.update([0]);
         h.update(self.password.as_bytes());
+        h.update([u8::from(self.identity_token)]);
         let digest = h.finalize();
         let mut id = [0u8; 16];
         id.copy_from_slice(&digest[..16]);
@@ -166,11 +191,11 @@ impl Keyring {
                     Credential::new(user, pass)
                 }
                 (_, Some(user), Some(pass)) => Credential::new(user.clone(), pass.clone()),
-                // An identity token alone is an OAuth refresh token (docker login to some
-                // registries); registries accept it as the password of "<token>".
+                // An identity token alone is an OAuth2 refresh token (docker login to some
+                // registries), exchanged at the token service as Docker's client does.
                 _ => match &entry.identitytoken {
-                    Some(token) => Credential::new("<token>", token.clone()),
-                    None => continue,
+                    Some(token) if !token.is_empty() => Credential::identity_token(token.clone()),
+                    _ => continue,
                 },
             };
             out.push((normalise_key(&location), credential.with_origin(origin)));

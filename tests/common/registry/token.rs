@@ -70,18 +70,30 @@ impl TokenIssuer {
                 };
                 let weak = weak.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let issuer = weak.upgrade();
-                        async move {
-                            let resp = match issuer {
-                                Some(issuer) => issuer.answer(&req),
-                                None => (503, String::new()),
-                            };
-                            let mut r = hyper::Response::new(Full::new(Bytes::from(resp.1)));
-                            *r.status_mut() = hyper::StatusCode::from_u16(resp.0).unwrap();
-                            Ok::<_, std::convert::Infallible>(r)
-                        }
-                    });
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let issuer = weak.upgrade();
+                            async move {
+                                let (head, body) = req.into_parts();
+                                let body = http_body_util::BodyExt::collect(body)
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let resp = match issuer {
+                                    Some(issuer) if head.method == hyper::Method::POST => {
+                                        issuer.refresh(&body)
+                                    }
+                                    Some(issuer) => {
+                                        issuer.answer(&hyper::Request::from_parts(head, ()))
+                                    }
+                                    None => (503, String::new()),
+                                };
+                                let mut r = hyper::Response::new(Full::new(Bytes::from(resp.1)));
+                                *r.status_mut() = hyper::StatusCode::from_u16(resp.0).unwrap();
+                                Ok::<_, std::convert::Infallible>(r)
+                            }
+                        },
+                    );
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(io, service)
@@ -137,6 +149,43 @@ impl TokenIssuer {
             }
         };
         (200, json!({"token": token, "expires_in": 300}).to_string())
+    }
+
+    /// The identity token (OAuth2 refresh token) `docker login` would store for `user`.
+    pub fn refresh_token_for(user: &str) -> String {
+        format!("refresh-token-for-{user}")
+    }
+
+    /// Docker's OAuth2 token endpoint: a form with `grant_type=refresh_token`, the refresh token,
+    /// `service`, `client_id` and `scope`; answered with an `access_token`.
+    fn refresh(&self, body: &[u8]) -> (u16, String) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let form: HashMap<String, String> = String::from_utf8_lossy(body)
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), percent_decode(&v.replace('+', " "))))
+            .collect();
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        let user = self
+            .users
+            .keys()
+            .find(|u| TokenIssuer::refresh_token_for(u) == field("refresh_token"));
+        match (field("grant_type"), user) {
+            ("refresh_token", Some(user))
+                if field("service") == Self::SERVICE && !field("client_id").is_empty() =>
+            {
+                let token = self.mint(user, field("scope"));
+                (
+                    200,
+                    json!({"access_token": token, "expires_in": 300, "scope": field("scope")})
+                        .to_string(),
+                )
+            }
+            _ => (
+                400,
+                r#"{"error":"invalid_grant","error_description":"refresh token not valid"}"#.into(),
+            ),
+        }
     }
 
     /// A token granting `scope` ("repository:name:actions", space-separated) to `user`.
