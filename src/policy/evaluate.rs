@@ -7,7 +7,9 @@
 //! denied there, so a failed-open mutating webhook cannot let a pod through unchecked.
 
 use super::arch::ArchSet;
-use super::demands::{bound_problem, gpu_needs, missing_preferences, requested_vendors};
+use super::demands::{
+    bound_problem, gpu_needs, missing_preferences, requested_vendors, unoffered_resources,
+};
 use super::explain::{describe_images, describe_toleration};
 use super::model::{Mode, UnknownImages};
 use super::{gate, Policy, Preference, Rule};
@@ -192,6 +194,11 @@ pub fn evaluate(
 
     let (gpu_selector, gpu_tolerations) = gpu_needs(pod, &vendors, &who, &mut found.problems);
     let bound = pod.is_bound();
+    if !bound {
+        found
+            .notes
+            .extend(unoffered_resources(inventory, pod, &who));
+    }
     let reachable = inventory.archs.intersect(demanded);
     let needs_archs = !bound && !candidates.is_empty() && !reachable.is_subset(candidates);
     let needs_gpu = !bound && (!gpu_selector.is_empty() || !gpu_tolerations.is_empty());

@@ -288,3 +288,54 @@ fn an_ephemeral_container_is_checked_against_the_node_its_pod_runs_on() {
     );
     assert_eq!((warn.verdict, warn.warnings.len()), (Verdict::Allow, 1));
 }
+
+#[test]
+fn an_extended_resource_no_node_offers_is_a_warning_and_a_static_inventory_says_nothing() {
+    let spec = |resource: &str| json!({"containers": [{"name": "c0", "image": "app:1", "resources": {"limits": {resource: "1", "cpu": "1"}}}]});
+    let fpga = pod(&["app:1"], spec("xilinx.com/fpga"));
+    let (d, _) = decide_in(
+        &policy(""),
+        &seed(),
+        &fpga,
+        &[("app:1", AMD64)],
+        Stage::Mutate,
+    );
+    assert!(
+        matches!(d.verdict, Verdict::Patch(_)),
+        "a warning, never a denial: {d:?}"
+    );
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.contains("asks for xilinx.com/fpga, which no node offers now")),
+        "{:?}",
+        d.warnings
+    );
+    // A resource some node offers (elminster's nvidia.com/gpu), or no node list: nothing to say.
+    let gpu = pod(&["app:1"], spec("nvidia.com/gpu"));
+    let (d, _) = decide_in(
+        &policy(""),
+        &seed(),
+        &gpu,
+        &[("app:1", AMD64)],
+        Stage::Mutate,
+    );
+    assert!(
+        !d.warnings.iter().any(|w| w.contains("no node offers")),
+        "{:?}",
+        d.warnings
+    );
+    let pol = policy("");
+    let (d, _) = decide_in(
+        &pol,
+        &Inventory::from_policy(&pol),
+        &fpga,
+        &[("app:1", AMD64)],
+        Stage::Mutate,
+    );
+    assert!(
+        !d.warnings.iter().any(|w| w.contains("no node offers")),
+        "{:?}",
+        d.warnings
+    );
+}
