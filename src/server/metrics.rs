@@ -38,6 +38,9 @@ pub struct Metrics {
     /// Configuration files reloaded, by file (policy, platforms, registry_config, docker_config)
     /// and result (ok, error).
     pub config_reloads: IntCounterVec,
+    /// Log lines dropped because stdout was not read fast enough; brought up to date from the
+    /// log sink's count when scraped.
+    pub log_lines_dropped: IntCounter,
     /// Series of `reviews` and `latency` resolved once per endpoint: looking labels up costs a
     /// hash and a lock on every review otherwise.
     mutate: StageSeries,
@@ -119,6 +122,10 @@ impl Metrics {
             ),
             &["file", "result"],
         )?;
+        let log_lines_dropped = IntCounter::new(
+            "archgate_log_lines_dropped_total",
+            "Log lines dropped because the log output was not read fast enough (admission never waits on logging)",
+        )?;
         let build = IntGauge::with_opts(
             Opts::new(
                 "archgate_build_info",
@@ -135,6 +142,7 @@ impl Metrics {
         registry.register(Box::new(overloaded.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
+        registry.register(Box::new(log_lines_dropped.clone()))?;
         registry.register(Box::new(build))?;
         let series = |stage| StageSeries::new(&reviews, &latency, endpoint(stage));
         let (mutate, validate) = (series(Stage::Mutate), series(Stage::Validate));
@@ -150,6 +158,7 @@ impl Metrics {
             overloaded,
             tls_reloads,
             config_reloads,
+            log_lines_dropped,
         })
     }
 

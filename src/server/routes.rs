@@ -280,6 +280,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .metrics
         .in_flight
         .set(i64::try_from(in_use).unwrap_or(i64::MAX));
+    let dropped = &state.metrics.log_lines_dropped;
+    dropped.inc_by(crate::logging::sink::dropped_lines().saturating_sub(dropped.get()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
