@@ -1,5 +1,7 @@
 # archgate: a static binary on an empty base image, for linux/amd64 and linux/arm64 (archgate
-# itself runs on the Raspberry Pi workers too):
+# itself runs on the Raspberry Pi workers too). Without a container daemon or a base image to
+# pull, scripts/build-image builds the same image (and scripts/run-image runs it as the
+# Deployment does); with Docker:
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 -t ghcr.io/archgate/archgate:0.1.0 --push .
 #
