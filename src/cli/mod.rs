@@ -58,26 +58,16 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
 }
 
-/// Runs the parsed command; the process exit code is what it returns.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Certs(args) => certs::run(&args),
-        Command::Check(args) => exit_with(check::run(args)?),
-        Command::Lint(args) => exit_with(lint::run(&args)?),
-        Command::Test(args) => exit_with(test::run(&args)?),
-        Command::Completions(args) => completions::run(&args),
-    }
-}
-
-/// Ends the process with `code` when it is not 0. The offline commands report "denied" or
-/// "failed" through the exit status, which `main`'s `Result` cannot carry; everything they print
-/// is flushed before they return.
-fn exit_with(code: u8) -> anyhow::Result<()> {
-    if code != 0 {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        std::process::exit(i32::from(code));
-    }
-    Ok(())
+/// Runs the parsed command and returns the process's exit status: the offline commands report
+/// "denied" or "failed" through it (`check`, `lint` and `test` document theirs).
+pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let code = match cli.command {
+        Command::Serve(args) => serve::run(args).map(|()| 0),
+        Command::Certs(args) => certs::run(&args).map(|()| 0),
+        Command::Check(args) => check::run(args),
+        Command::Lint(args) => lint::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Completions(args) => completions::run(&args).map(|()| 0),
+    }?;
+    Ok(std::process::ExitCode::from(code))
 }
