@@ -10,7 +10,7 @@ use crate::inventory::{Inventory, InventorySource};
 use crate::namespace::{Namespace, NamespaceSource, StaticNamespaces};
 use crate::platforms::PlatformSource;
 use crate::pod::Pod;
-use crate::policy::evaluate::{evaluate, evaluate_ephemeral, Decision, Stage, Verdict};
+use crate::policy::evaluate::{evaluate, evaluate_ephemeral, Decision, Outcome, Stage, Verdict};
 use crate::policy::model::OnOverload;
 use crate::policy::Policy;
 use arc_swap::ArcSwap;
@@ -40,8 +40,7 @@ pub struct Summary {
     pub kind: String,
     pub operation: String,
     pub dry_run: bool,
-    /// "allow", "patch", "deny", "warn", or "skip" when archgate had nothing to decide.
-    pub decision: &'static str,
+    pub decision: Outcome,
     pub rule: Option<String>,
     pub architectures: Cow<'static, str>,
     pub message: Option<String>,
@@ -221,7 +220,7 @@ impl Admission {
                 ResponseOut::allow(&req.uid).with_warnings(vec![
                     "archgate was overloaded and admitted this object without checking where it can run".into(),
                 ]),
-                "warn",
+                Outcome::Warn,
             ),
             OnOverload::Deny => (
                 ResponseOut::deny(
@@ -229,7 +228,7 @@ impl Admission {
                     429,
                     "archgate is overloaded and could not check this object in time; retry shortly".into(),
                 ),
-                "deny",
+                Outcome::Deny,
             ),
         };
         let summary = Summary {
@@ -278,7 +277,7 @@ impl Admission {
             kind: req.kind.kind.clone(),
             operation: std::mem::take(&mut req.operation),
             dry_run: req.dry_run.unwrap_or(false),
-            decision: "skip",
+            decision: Outcome::Skip,
             rule: None,
             architectures: Cow::Borrowed(""),
             message: None,
@@ -298,7 +297,7 @@ impl Admission {
                 req.kind.describe(),
                 summary.name
             );
-            summary.decision = "unhandled";
+            summary.decision = Outcome::Unhandled;
             summary.message = Some(msg.clone());
             let response = ResponseOut::allow(&summary.uid).with_warnings(vec![msg]);
             return Ok(finish(response, summary, None));
@@ -365,7 +364,7 @@ impl Admission {
             }
         };
         let response = respond_with(&summary.uid, &ops, &decision);
-        summary.decision = decision.label();
+        summary.decision = decision.outcome();
         summary.rule.clone_from(&decision.rule);
         summary.architectures = decision.architectures.joined();
         if let Verdict::Deny(m) = &decision.verdict {
@@ -446,7 +445,7 @@ pub fn pod_ops(pod: &Pod, decision: &Decision) -> Vec<patch::PatchOp> {
 
 /// Records a denial in the summary and builds its response.
 fn denied(summary: &mut Summary, code: u16, msg: String) -> ResponseOut {
-    summary.decision = "deny";
+    summary.decision = Outcome::Deny;
     summary.message = Some(msg.clone());
     ResponseOut::deny(&summary.uid, code, msg)
 }
@@ -469,7 +468,7 @@ pub fn respond_with(uid: &str, ops: &[patch::PatchOp], decision: &Decision) -> R
         Verdict::Deny(_) | Verdict::Patch(_) | Verdict::Gate(_)
     ) {
         let audit = &mut response.audit_annotations;
-        audit.insert("decision", Cow::Borrowed(decision.label()));
+        audit.insert("decision", Cow::Borrowed(decision.outcome().as_str()));
         audit.insert("architectures", decision.architectures.joined());
         if let Some(rule) = &decision.rule {
             audit.insert("rule", Cow::Owned(rule.clone()));

@@ -2,6 +2,7 @@
 //! manifests go through `check`'s [`Evaluator`], so a suite tests exactly what the webhook does.
 //! The format is documented in the README ("archgate test").
 
+use crate::policy::Outcome;
 use super::check::eval::{Evaluator, Report};
 use super::check::input::{self, SourceRef};
 use crate::namespace::{Namespace, StaticNamespaces};
@@ -77,8 +78,8 @@ pub enum InputSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// allow, patch, deny, warn or skip.
-    pub decision: Option<String>,
+    /// allow, patch, deny, warn or skip (a misspelt one is an error naming the valid ones).
+    pub decision: Option<Outcome>,
     pub architectures: Option<Vec<String>>,
     /// A substring of one of the messages or warnings.
     pub message: Option<String>,
@@ -319,7 +320,7 @@ pub fn compare(expect: &Expect, object: Option<&Value>, r: &Report) -> Vec<Strin
     let who = format!("{} {}", r.kind, r.display_name());
     let mut out = Vec::new();
     if let Some(d) = &expect.decision {
-        if d != r.decision {
+        if *d != r.decision {
             let why = r
                 .messages
                 .iter()

@@ -16,7 +16,7 @@ use model::{ExpressionSpec, Mode, NamespacePattern, PolicySpec, SelectorOperator
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-pub use evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict};
+pub use evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Outcome, Stage, Verdict};
 
 /// Why a policy could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

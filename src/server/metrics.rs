@@ -1,23 +1,12 @@
 //! Prometheus metrics, registered on a registry passed in (no globals). Labels are bounded:
 //! endpoint, decision, reason, result; never a pod or image name.
 
-use crate::policy::Stage;
+use crate::policy::{Outcome, Stage};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
 use std::time::Duration;
-
-/// Every decision a review can end in, as the `decision` label spells it.
-const DECISIONS: [&str; 7] = [
-    "allow",
-    "patch",
-    "gate",
-    "deny",
-    "warn",
-    "skip",
-    "unhandled",
-];
 
 /// Seconds; the admission path usually answers in well under a millisecond.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -50,14 +39,15 @@ pub struct Metrics {
 #[derive(Clone)]
 struct StageSeries {
     latency: Histogram,
-    decisions: [IntCounter; DECISIONS.len()],
+    /// Indexed by the outcome's place in [`Outcome::ALL`].
+    decisions: [IntCounter; Outcome::ALL.len()],
 }
 
 impl StageSeries {
     fn new(reviews: &IntCounterVec, latency: &HistogramVec, endpoint: &str) -> StageSeries {
         StageSeries {
             latency: latency.with_label_values(&[endpoint]),
-            decisions: DECISIONS.map(|d| reviews.with_label_values(&[endpoint, d])),
+            decisions: Outcome::ALL.map(|d| reviews.with_label_values(&[endpoint, d.as_str()])),
         }
     }
 }
@@ -163,17 +153,13 @@ impl Metrics {
     }
 
     /// Counts one answered review and observes its latency.
-    pub fn reviewed(&self, stage: Stage, decision: &str, elapsed: Duration) {
+    pub fn reviewed(&self, stage: Stage, decision: Outcome, elapsed: Duration) {
         let series = match stage {
             Stage::Mutate => &self.mutate,
             Stage::Validate => &self.validate,
         };
-        match DECISIONS.iter().position(|d| *d == decision) {
-            Some(i) => series.decisions[i].inc(),
-            None => self
-                .reviews
-                .with_label_values(&[endpoint(stage), decision])
-                .inc(),
+        if let Some(i) = Outcome::ALL.iter().position(|o| *o == decision) {
+            series.decisions[i].inc();
         }
         series.latency.observe(elapsed.as_secs_f64());
     }

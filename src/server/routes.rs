@@ -254,7 +254,7 @@ async fn answer(
         kind = s.kind.as_str(),
         operation = s.operation.as_str(),
         dry_run = s.dry_run,
-        decision = s.decision,
+        decision = s.decision.as_str(),
         rule = s.rule.as_deref().unwrap_or(""),
         architectures = &*s.architectures,
         reason = s.message.as_deref().unwrap_or(""),

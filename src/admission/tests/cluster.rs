@@ -183,7 +183,7 @@ fn a_preference_is_added_as_preferred_affinity_never_as_a_requirement() {
     let mut p = pod(&["web:1"], json!({}));
     p["metadata"]["labels"] = json!({"tier": "web"});
     let (d, out) = decide(&policy(PREFER), &p, &[("web:1", MULTI)], Stage::Mutate);
-    assert_eq!(d.label(), "patch");
+    assert_eq!(d.outcome().as_str(), "patch");
     let na = &out["spec"]["affinity"]["nodeAffinity"];
     assert!(
         na.get("requiredDuringSchedulingIgnoredDuringExecution")

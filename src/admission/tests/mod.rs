@@ -149,7 +149,7 @@ const ARM64: &[&str] = &["linux/arm64"];
 fn a_multi_arch_pod_is_only_annotated() {
     let p = pod(&["nginx:1"], json!({}));
     let (d, out) = decide(&policy(""), &p, &[("nginx:1", MULTI)], Stage::Mutate);
-    assert_eq!(d.label(), "patch");
+    assert_eq!(d.outcome().as_str(), "patch");
     assert!(out["spec"].get("affinity").is_none());
     assert_eq!(
         out["metadata"]["annotations"]["archgate.io/architectures"],
@@ -161,7 +161,7 @@ fn a_multi_arch_pod_is_only_annotated() {
 fn an_amd64_only_image_gets_required_affinity_created_from_nothing() {
     let p = pod(&["app:1"], json!({}));
     let (d, out) = decide(&policy(""), &p, &[("app:1", AMD64)], Stage::Mutate);
-    assert_eq!(d.label(), "patch");
+    assert_eq!(d.outcome().as_str(), "patch");
     assert_eq!(
         required_terms(&out),
         vec![json!({"matchExpressions": [arch_expr(&["amd64"])]})]
@@ -195,7 +195,7 @@ fn every_existing_term_gets_the_expression_and_nothing_is_widened() {
         ]}}}}),
     );
     let (d, out) = decide(&policy(""), &p, &[("inference:2", AMD64)], Stage::Mutate);
-    assert_eq!(d.label(), "patch");
+    assert_eq!(d.outcome().as_str(), "patch");
     let terms = required_terms(&out);
     // The arm64 term keeps its own expression and can no longer match: terms are ORed.
     assert_eq!(terms[0]["matchExpressions"].as_array().unwrap().len(), 2);
@@ -261,7 +261,7 @@ fn reinvocation_after_another_webhook_changed_an_image_narrows_again() {
     let mut changed = once.clone();
     changed["spec"]["containers"][0]["image"] = json!("app:2");
     let (d, twice) = decide(&policy(""), &changed, &[("app:2", ARM64)], Stage::Mutate);
-    assert_eq!(d.label(), "patch");
+    assert_eq!(d.outcome().as_str(), "patch");
     assert_eq!(
         required_terms(&twice)[0]["matchExpressions"],
         json!([arch_expr(&["arm64"])])
@@ -457,7 +457,7 @@ fn warn_mode_allows_with_a_warning() {
     );
     let (d, _) = decide(&pol, &p, &[("app:1", AMD64)], Stage::Validate);
     assert_eq!(d.verdict, Verdict::Allow);
-    assert_eq!(d.label(), "warn");
+    assert_eq!(d.outcome().as_str(), "warn");
     assert!(
         d.warnings[0].contains("cannot run on any node"),
         "{:?}",

@@ -16,7 +16,7 @@ fn a_pod_whose_lookup_fails_is_gated_with_its_reason() {
     let Verdict::Gate(reason) = &d.verdict else {
         panic!("{d:?}")
     };
-    assert_eq!(d.label(), "gate");
+    assert_eq!(d.outcome().as_str(), "gate");
     assert_eq!(out["spec"]["schedulingGates"], json!([{"name": GATE}]));
     assert_eq!(out["metadata"]["labels"][GATED_LABEL], "gated");
     let why = out["metadata"]["annotations"][PLACEMENT_ANNOTATION]

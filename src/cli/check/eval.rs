@@ -6,7 +6,7 @@ use super::input::SourceRef;
 use crate::admission::{patch, respond, respond_with, Admission, Snapshot};
 use crate::namespace::{NamespaceSource, StaticNamespaces};
 use crate::pod::Pod;
-use crate::policy::{Decision, Stage, Verdict};
+use crate::policy::{Decision, Outcome, Stage, Verdict};
 use crate::workload::{self, WorkloadError};
 use base64::Engine;
 use serde_json::Value;
@@ -55,8 +55,7 @@ pub struct Report {
     pub namespace: String,
     pub name: String,
     pub source: SourceRef,
-    /// "allow", "patch", "deny", "warn" or "skip".
-    pub decision: &'static str,
+    pub decision: Outcome,
     pub mode: Option<&'static str>,
     pub rule: Option<String>,
     pub architectures: Vec<String>,
@@ -88,7 +87,7 @@ impl Report {
             },
             name: text(meta.and_then(|m| m.get("name"))),
             source,
-            decision: "skip",
+            decision: Outcome::Skip,
             mode: None,
             rule: None,
             architectures: Vec::new(),
@@ -218,8 +217,8 @@ impl Evaluator {
             report.review = review;
             report.pod_before = Some(report.object.clone());
             report.pod_after = Some(placed);
-            if report.decision != "deny" {
-                report.decision = "patch";
+            if report.decision != Outcome::Deny {
+                report.decision = Outcome::Patch;
             }
         }
         for w in decision.warnings {
@@ -252,7 +251,7 @@ impl Evaluator {
         report.pod_before = Some(wp.pod_json);
         report.pod_after = Some(after.clone());
         fill(report, &first);
-        if report.decision == "deny" {
+        if report.decision == Outcome::Deny {
             // The API server stops at the first webhook that denies.
             return Ok(());
         }
@@ -260,7 +259,7 @@ impl Evaluator {
             serde_json::from_value(after).map_err(|e| EvalError::Patch(e.to_string()))?;
         let second = now.decide(&patched, ns, Stage::Validate, deadline).await;
         if let Verdict::Deny(m) = &second.verdict {
-            report.decision = "deny";
+            report.decision = Outcome::Deny;
             report.messages.push(m.clone());
         }
         for w in &second.warnings {
@@ -271,13 +270,13 @@ impl Evaluator {
         if report.architectures.is_empty() {
             report.architectures = names(&second);
         }
-        if report.decision != "deny" {
+        if report.decision != Outcome::Deny {
             report.decision = if !report.patch.is_empty() {
-                "patch"
+                Outcome::Patch
             } else if report.warnings.is_empty() {
-                "allow"
+                Outcome::Allow
             } else {
-                "warn"
+                Outcome::Warn
             };
         }
         Ok(())
@@ -312,7 +311,7 @@ impl Evaluator {
                 apply(doc, &ops)?;
             }
         }
-        let decided = if first.summary.decision == "deny" {
+        let decided = if first.summary.decision == Outcome::Deny {
             first
         } else {
             let mut patched = report.object.clone();
@@ -320,7 +319,7 @@ impl Evaluator {
                 *slot = doc.clone();
             }
             let second = review(&patched, Stage::Validate).await?;
-            if second.summary.decision == "deny" {
+            if second.summary.decision == Outcome::Deny {
                 second
             } else {
                 // Warnings from either webhook reach the user; the mutating answer carries the patch.
@@ -332,7 +331,7 @@ impl Evaluator {
                         }
                     }
                 }
-                if first.summary.decision == "skip" {
+                if first.summary.decision == Outcome::Skip {
                     first.summary = second.summary;
                     first.decision = second.decision;
                 }
@@ -355,12 +354,12 @@ impl Evaluator {
         if let Some(d) = &decided.decision {
             report.mode = Some(d.mode.as_str());
             report.warnings.clone_from(&d.warnings);
-            if report.decision == "allow" && !d.warnings.is_empty() {
-                report.decision = "warn";
+            if report.decision == Outcome::Allow && !d.warnings.is_empty() {
+                report.decision = Outcome::Warn;
             }
         }
         report.messages.extend(s.message.clone());
-        if s.decision == "deny" {
+        if s.decision == Outcome::Deny {
             report.patch.clear();
             after.clone_from(&object);
         }
@@ -379,7 +378,7 @@ fn apply(doc: &mut Value, ops: &Value) -> Result<(), EvalError> {
 }
 
 fn fill(report: &mut Report, d: &Decision) {
-    report.decision = d.label();
+    report.decision = d.outcome();
     report.mode = Some(d.mode.as_str());
     report.rule.clone_from(&d.rule);
     report.architectures = names(d);

@@ -1,6 +1,7 @@
 //! The formats of `archgate check`: each report is written as soon as it is known (JSON too:
 //! the document is streamed), so output memory does not grow with the number of manifests.
 
+use crate::policy::Outcome;
 use super::eval::{PatchTarget, Report};
 use super::input::InputError;
 use clap::ValueEnum;
@@ -40,16 +41,16 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn add(&mut self, decision: &str, warnings: usize) {
+    pub fn add(&mut self, decision: Outcome, warnings: usize) {
         if warnings > 0 {
             self.warned += 1;
         }
         match decision {
-            "allow" => self.allow += 1,
-            "patch" => self.patch += 1,
-            "deny" => self.deny += 1,
-            "warn" => self.warn += 1,
-            _ => self.skip += 1,
+            Outcome::Allow => self.allow += 1,
+            Outcome::Patch => self.patch += 1,
+            Outcome::Deny => self.deny += 1,
+            Outcome::Warn => self.warn += 1,
+            Outcome::Gate | Outcome::Skip | Outcome::Unhandled => self.skip += 1,
         }
     }
 
@@ -202,11 +203,11 @@ pub fn text_line(r: &Report, color: bool) -> String {
     let word = format!("{:<5}", r.decision);
     let word = if color {
         let code = match r.decision {
-            "deny" => "1;31",
-            "warn" => "33",
-            "patch" => "36",
-            "allow" => "32",
-            _ => "2",
+            Outcome::Deny => "1;31",
+            Outcome::Warn => "33",
+            Outcome::Patch => "36",
+            Outcome::Allow => "32",
+            Outcome::Gate | Outcome::Skip | Outcome::Unhandled => "2",
         };
         format!("\x1b[{code}m{word}\x1b[0m")
     } else {
@@ -226,8 +227,8 @@ pub fn text_line(r: &Report, color: bool) -> String {
 pub fn why(r: &Report) -> String {
     let mut parts: Vec<String> = Vec::new();
     match r.decision {
-        "deny" | "skip" => parts.extend(r.messages.iter().cloned()),
-        "patch" => {
+        Outcome::Deny | Outcome::Skip => parts.extend(r.messages.iter().cloned()),
+        Outcome::Patch => {
             let who = match r.patch_target {
                 PatchTarget::Pods => "its pods get ",
                 PatchTarget::Object if r.kind != "Pod" => "its template gets ",
@@ -236,7 +237,7 @@ pub fn why(r: &Report) -> String {
             parts.push(format!("{who}{}", describe_patch(&r.patch)));
             parts.extend(r.warnings.iter().map(|w| format!("warning: {w}")));
         }
-        "warn" => parts.extend(r.warnings.iter().cloned()),
+        Outcome::Warn => parts.extend(r.warnings.iter().cloned()),
         _ if r.mode == Some("off") => parts.push("mode off".into()),
         _ => {}
     }
@@ -327,9 +328,9 @@ fn to_yaml(v: &Value) -> String {
 /// webhook never mutates templates), with a comment saying what happened.
 fn yaml(r: &Report) -> String {
     let (comment, body) = match (r.decision, r.patch_target) {
-        ("deny", _) => (format!("# denied: {}\n", r.messages.join("; ")), &r.object),
+        (Outcome::Deny, _) => (format!("# denied: {}\n", r.messages.join("; ")), &r.object),
         (_, PatchTarget::Object) => (String::new(), r.pod_after.as_ref().unwrap_or(&r.object)),
-        ("patch", PatchTarget::Pods) => (
+        (Outcome::Patch, PatchTarget::Pods) => (
             format!(
                 "# not mutated; its pods get {} (see -o diff)\n",
                 describe_patch(&r.patch)
