@@ -2,11 +2,11 @@
 //! manifests go through `check`'s [`Evaluator`], so a suite tests exactly what the webhook does.
 //! The format is documented in the README ("archgate test").
 
-use crate::policy::Outcome;
 use super::check::eval::{Evaluator, Report};
 use super::check::input::{self, SourceRef};
 use crate::namespace::{Namespace, StaticNamespaces};
 use crate::platforms::{PlatformSource, StaticPlatforms};
+use crate::policy::Outcome;
 use crate::policy::Policy;
 use anyhow::Context;
 use clap::Args;

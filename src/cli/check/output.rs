@@ -1,9 +1,9 @@
 //! The formats of `archgate check`: each report is written as soon as it is known (JSON too:
 //! the document is streamed), so output memory does not grow with the number of manifests.
 
-use crate::policy::Outcome;
 use super::eval::{PatchTarget, Report};
 use super::input::InputError;
+use crate::policy::Outcome;
 use clap::ValueEnum;
 use serde_json::{json, Value};
 use std::io::{self, Write};
