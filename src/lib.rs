@@ -6,6 +6,7 @@
 //! JSON Patch. [`server`] is the HTTPS shell around it; [`cli`] the command line.
 
 pub mod admission;
+pub mod arch;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

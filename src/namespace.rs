@@ -1,6 +1,6 @@
 //! The namespace a pod is created in, as rules see it: its name and its labels. Rules pick
 //! namespaces by name (`namespaces`) or by label (`namespace_selector`). The labels come from the
-//! cluster (a Namespace watch, [`crate::cluster::namespaces`]) when archgate serves, and from
+//! cluster (the Namespace watch in `cluster::namespaces`) when archgate serves, and from
 //! Namespace objects in files for `check` and `archgate test`.
 
 use futures_util::future::BoxFuture;

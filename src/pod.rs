@@ -287,27 +287,6 @@ impl Pod {
             .any(|g| g.name == name)
     }
 
-    /// Who pulls this pod's images, for registry credentials.
-    pub fn pull_context(&self, namespace: &str) -> crate::platforms::PullContext {
-        crate::platforms::PullContext {
-            namespace: namespace.to_string(),
-            image_pull_secrets: self
-                .spec
-                .image_pull_secrets
-                .iter()
-                .flatten()
-                .filter(|r| !r.name.is_empty())
-                .map(|r| r.name.clone())
-                .collect(),
-            service_account: self
-                .spec
-                .service_account_name
-                .clone()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "default".to_string()),
-        }
-    }
-
     /// The preferred node affinity terms, empty when the pod has none.
     pub fn preferred_terms(&self) -> &[PreferredSchedulingTerm] {
         self.spec

@@ -6,12 +6,12 @@
 mod common;
 
 use arc_swap::ArcSwap;
+use archgate::arch::Arch;
 use archgate::cli::cluster_args::{ClusterArgs, InventoryMode};
 use archgate::cluster::client::{self, ConfigOrigin};
 use archgate::cluster::NodeWatch;
 use archgate::inventory::{Inventory, InventorySource};
 use archgate::platforms::{PullContext, PullSecretKind};
-use archgate::policy::arch::Arch;
 use archgate::policy::Policy;
 use common::apiserver::{self, FakeApiServer, NODES, SECRETS};
 use common::{homelab_policy, Proto};
@@ -43,7 +43,7 @@ fn policy() -> Policy {
 }
 
 fn static_inventory() -> Arc<ArcSwap<Inventory>> {
-    Arc::new(ArcSwap::from_pointee(Inventory::from_policy(&policy())))
+    Arc::new(ArcSwap::from_pointee(policy().static_inventory()))
 }
 
 async fn watch_nodes(api: &FakeApiServer) -> (NodeWatch, Arc<ArcSwap<Inventory>>) {

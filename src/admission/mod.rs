@@ -89,7 +89,7 @@ pub struct Snapshot {
 impl Admission {
     /// An admission path over the policy's static inventory.
     pub fn new(policy: Arc<Policy>, source: Arc<dyn PlatformSource>) -> Admission {
-        let inventory = Arc::new(ArcSwap::from_pointee(Inventory::from_policy(&policy)));
+        let inventory = Arc::new(ArcSwap::from_pointee(policy.static_inventory()));
         Admission {
             policy: Arc::new(ArcSwap::new(policy)),
             inventory,
@@ -122,7 +122,7 @@ impl Admission {
     pub fn set_policy(&self, policy: Arc<Policy>) {
         self.inventory.rcu(|current| {
             if current.source == InventorySource::Policy {
-                Arc::new(Inventory::from_policy(&policy))
+                Arc::new(policy.static_inventory())
             } else {
                 Arc::clone(current)
             }

@@ -6,8 +6,8 @@
 //! serde_json's maps sort them), not built as `serde_json::Value` trees: this runs for every
 //! patched pod.
 
+use crate::arch::ArchSet;
 use crate::pod::Pod;
-use crate::policy::arch::ArchSet;
 use crate::policy::evaluate::{Mutation, ARCH_ANNOTATION, ARCH_LABEL};
 use crate::policy::gate::{GATE, GATED_LABEL, GATED_VALUE, PLACEMENT_ANNOTATION};
 use serde::ser::{Error as _, SerializeStruct};

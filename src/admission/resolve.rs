@@ -42,7 +42,7 @@ impl Snapshot {
             })
             .collect();
         let deadline = tokio::time::Instant::from_std(deadline);
-        let pull = pod.pull_context(namespace);
+        let pull = crate::platforms::PullContext::of_pod(pod, namespace);
         // Most lookups answer at once (the static file, a warm cache): take those answers
         // directly, and wait, bounded by the deadline, only for the rest.
         let mut statuses = Vec::with_capacity(refs.len());

@@ -78,7 +78,7 @@ impl ClusterArgs {
     /// quick start never depends on whatever cluster a laptop's kubeconfig points at.
     pub async fn start(&self, policy: &Policy, dev: bool) -> Result<Cluster, ClusterError> {
         // The policy's inventory serves until the first node list arrives.
-        let inventory = Arc::new(ArcSwap::from_pointee(Inventory::from_policy(policy)));
+        let inventory = Arc::new(ArcSwap::from_pointee(policy.static_inventory()));
         let origin = client::detect(self.kubeconfig.as_deref());
         let static_reason = match (self.inventory, &origin) {
             (InventoryMode::Watch, _) => None,

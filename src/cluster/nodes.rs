@@ -178,7 +178,7 @@ async fn run(api: Api<Node>, inventory: Arc<ArcSwap<Inventory>>, synced: watch::
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::policy::arch::Arch;
+    use crate::arch::Arch;
 
     fn node(name: &str, arch: &str) -> Node {
         serde_json::from_value(serde_json::json!({

@@ -61,7 +61,7 @@ fn op_value(op: &PatchOp) -> Value {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::policy::arch::{Arch, ArchSet};
+    use crate::arch::{Arch, ArchSet};
     use crate::policy::evaluate::Mutation;
 
     fn gated(spec: Value) -> Value {

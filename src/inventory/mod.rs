@@ -6,8 +6,7 @@
 pub mod node;
 pub mod placement;
 
-use crate::policy::arch::{Arch, ArchSet};
-use crate::policy::Policy;
+use crate::arch::{Arch, ArchSet};
 pub use node::{NodeInfo, NodeListError, Taint};
 
 /// Where an inventory came from, for logs and messages.
@@ -30,10 +29,10 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// The static inventory declared in the policy.
-    pub fn from_policy(policy: &Policy) -> Inventory {
+    /// The static inventory the policy declares (`[cluster] platforms`): architectures, no nodes.
+    pub fn declared(archs: ArchSet) -> Inventory {
         Inventory {
-            archs: policy.cluster_archs,
+            archs,
             nodes: Vec::new(),
             source: InventorySource::Policy,
         }

@@ -1,7 +1,7 @@
 //! The fields of a Node the inventory reads, and decoding of `kubectl get nodes -o json` output
 //! (a List or NodeList), a single Node, or a raw LIST response.
 
-use crate::policy::arch::Arch;
+use crate::arch::Arch;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

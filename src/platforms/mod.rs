@@ -5,8 +5,8 @@
 
 pub mod static_file;
 
+use crate::arch::{Arch, ArchSet};
 use crate::image::{ImageRef, Platform};
-use crate::policy::arch::{Arch, ArchSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -95,6 +95,29 @@ pub struct PullContext {
     pub image_pull_secrets: Vec<String>,
     /// The pod's service account (`default` when unset); its pull secrets come after the pod's.
     pub service_account: String,
+}
+
+impl PullContext {
+    /// Who pulls `pod`'s images in `namespace`: its pull secrets and service account.
+    pub fn of_pod(pod: &crate::pod::Pod, namespace: &str) -> PullContext {
+        PullContext {
+            namespace: namespace.to_string(),
+            image_pull_secrets: pod
+                .spec
+                .image_pull_secrets
+                .iter()
+                .flatten()
+                .filter(|r| !r.name.is_empty())
+                .map(|r| r.name.clone())
+                .collect(),
+            service_account: pod
+                .spec
+                .service_account_name
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "default".to_string()),
+        }
+    }
 }
 
 /// One image to look up, for one pod.

@@ -6,13 +6,13 @@
 //! stage. A `mutate` pod that reaches validation unplaced (the mutating webhook was skipped) is
 //! denied there, so a failed-open mutating webhook cannot let a pod through unchecked.
 
-use super::arch::ArchSet;
 use super::demands::{
     bound_problem, gpu_needs, missing_preferences, requested_vendors, unoffered_resources,
 };
 use super::explain::{describe_images, describe_toleration};
 use super::model::{Mode, UnknownImages};
 use super::{gate, Policy, Preference, Rule};
+use crate::arch::ArchSet;
 use crate::inventory::Inventory;
 use crate::namespace::Namespace;
 use crate::platforms::Lookup;

@@ -1,8 +1,8 @@
 //! The words of decisions: messages that name each image, its platforms, and what to change.
 //! Kept apart from the evaluator so the decision logic reads as set arithmetic.
 
-use super::arch::ArchSet;
 use super::evaluate::{ImageFacts, ImageStatus};
+use crate::arch::ArchSet;
 use crate::inventory::{Inventory, NodeInfo};
 use crate::platforms::{ImagePlatforms, Lookup};
 use crate::pod::Toleration;

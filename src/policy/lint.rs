@@ -5,9 +5,9 @@
 //! legal but wrong (shadowed, unsatisfiable, conflicting, naming architectures or GPU resources
 //! the cluster does not have).
 
-use super::arch::ArchSet;
 use super::model::{PolicySpec, RuleSpec};
 use super::{Policy, PolicyError};
+use crate::arch::ArchSet;
 use crate::text::edit_distance;
 use selectors::{covers, unsatisfiable, unsatisfiable_for_namespaces};
 use std::collections::BTreeSet;

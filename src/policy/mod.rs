@@ -1,6 +1,5 @@
 //! The placement policy: its TOML model, loading with line:column errors, and the pure evaluator.
 
-pub mod arch;
 mod demands;
 pub mod evaluate;
 pub mod explain;
@@ -8,10 +7,10 @@ pub mod gate;
 pub mod lint;
 pub mod model;
 
+use crate::arch::ArchSet;
 use crate::namespace::Namespace;
 use crate::pod::Toleration;
 use crate::text::line_col;
-use arch::ArchSet;
 use model::{ExpressionSpec, Mode, NamespacePattern, PolicySpec, SelectorOperator, UnknownImages};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -112,6 +111,11 @@ pub struct GpuVendor {
 }
 
 impl Policy {
+    /// The inventory this policy declares (`[cluster] platforms`), for when no Node is watched.
+    pub fn static_inventory(&self) -> crate::inventory::Inventory {
+        crate::inventory::Inventory::declared(self.cluster_archs)
+    }
+
     /// Reads and checks a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {

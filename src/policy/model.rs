@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
 
-use super::arch::Arch;
+use crate::arch::Arch;
 
 /// The whole policy file.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,5 +1,5 @@
 //! Files reloaded without a restart: the serving certificate ([`super::tls`]) and `serve`'s
-//! configuration ([`crate::cli::reload`]) share this watcher.
+//! configuration (`cli::reload`) share this watcher.
 //!
 //! The files' directories are watched, not the files: Kubernetes updates a mounted ConfigMap or
 //! Secret by re-pointing the `..data` symlink in its directory, which a watch on the file itself

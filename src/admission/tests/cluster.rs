@@ -328,7 +328,7 @@ fn an_extended_resource_no_node_offers_is_a_warning_and_a_static_inventory_says_
     let pol = policy("");
     let (d, _) = decide_in(
         &pol,
-        &Inventory::from_policy(&pol),
+        &pol.static_inventory(),
         &fpga,
         &[("app:1", AMD64)],
         Stage::Mutate,

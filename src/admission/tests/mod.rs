@@ -86,13 +86,7 @@ fn decide(
     known: &[(&str, &[&str])],
     stage: Stage,
 ) -> (Decision, Value) {
-    decide_in(
-        policy,
-        &Inventory::from_policy(policy),
-        pod_json,
-        known,
-        stage,
-    )
+    decide_in(policy, &policy.static_inventory(), pod_json, known, stage)
 }
 
 /// [`decide`] against a given inventory.

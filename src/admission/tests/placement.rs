@@ -68,7 +68,7 @@ fn pods_that_must_never_wait_on_archgate_are_decided_at_once() {
     let p: Pod = serde_json::from_value(p).unwrap();
     let images = facts(&p, &slow);
     let pol = policy("");
-    let inv = Inventory::from_policy(&pol);
+    let inv = pol.static_inventory();
     for ns in ["kube-system", "kube-node-lease"] {
         let d = evaluate(
             &pol,

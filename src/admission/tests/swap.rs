@@ -122,7 +122,7 @@ fn a_new_policy_brings_its_cluster_platforms_unless_nodes_are_watched() {
 
     let nodes = Inventory {
         source: crate::inventory::InventorySource::Nodes,
-        ..Inventory::from_policy(&policy(""))
+        ..policy("").static_inventory()
     };
     admission.inventory.store(Arc::new(nodes));
     admission.set_policy(arm64_only());
