@@ -10,7 +10,7 @@
 //!
 //! The platform source is two layers, kept apart here so each is replaced alone: the static file
 //! (rebuilt when it changes; the registry source and its caches stay), then the registry (rebuilt
-//! when either of its files changes, with empty caches).
+//! when either of its files changes what archgate uses, with empty caches).
 
 use super::placement_args::Preparation;
 use super::registry_args::{
@@ -176,6 +176,19 @@ impl RegistryLayer {
         }
         let config = config.unwrap_or_else(|| self.config.clone());
         let keyring = keyring.unwrap_or_else(|| self.keyring.clone());
+        // An edit that changes nothing archgate uses (a comment, a ConfigMap re-applied as it
+        // was) keeps the caches: emptying them sends every pod's images to the registries at once.
+        if config == self.config && keyring == self.keyring {
+            for (file, path) in &changed {
+                succeeded(
+                    reloads,
+                    *file,
+                    path,
+                    "reloaded; nothing archgate uses changed, so the registry source and its caches are kept",
+                );
+            }
+            return false;
+        }
         let metrics = self.metrics.with_configured(configured_hosts(&config));
         match new_registry_source(
             config.clone(),

@@ -150,7 +150,7 @@ struct ConfigJson {
 }
 
 /// The credentials of one source (a secret, or the node's config file), keyed as kubelet keys them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keyring {
     /// (key, credential), most specific key first.
     entries: Vec<(String, Credential)>,

@@ -184,6 +184,23 @@ async fn a_docker_config_change_rebuilds_the_registry_layer_and_a_broken_one_kee
     assert!(knows(&s.admission, "docker.io/library/nginx:1.27"));
 }
 
+#[tokio::test]
+async fn an_edit_that_changes_nothing_in_effect_keeps_the_registry_source_and_its_caches() {
+    let mut s = setup(true).await;
+    let registry = s.registry_source();
+    // Other bytes, the same credentials: counted as a reload, the caches kept.
+    s.write(
+        "config.json",
+        "{\n  \"auths\": {\"registry.internal:5000\": {\"auth\": \"dTpw\"}}\n}\n",
+    );
+    s.reloader.check();
+    assert_eq!(s.count("docker_config", "ok"), 1);
+    assert!(
+        Arc::ptr_eq(&registry, &s.registry_source()),
+        "emptying the caches for nothing sends every pod's images to the registries at once"
+    );
+}
+
 #[test]
 fn a_file_that_is_not_utf8_is_a_read_error_naming_it() {
     let path = Path::new("/etc/archgate/policy.toml");
