@@ -26,6 +26,14 @@ pub struct ObjectMeta {
     pub labels: Option<BTreeMap<String, String>>,
     pub annotations: Option<BTreeMap<String, String>>,
     pub owner_references: Option<Vec<OwnerReference>>,
+    /// The object had a `metadata` member: a patch may add under it. False for a pod sent
+    /// without one (the default), which a patch must give `metadata` whole.
+    #[serde(skip_deserializing, default = "present")]
+    pub present: bool,
+}
+
+fn present() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -438,8 +438,11 @@ fn with_namespace(pod: Pod, request_ns: Option<&str>) -> Subject {
 pub fn pod_ops(pod: &Pod, decision: &Decision) -> Vec<patch::PatchOp> {
     match &decision.verdict {
         Verdict::Allow | Verdict::Deny(_) => Vec::new(),
-        Verdict::Patch(mutation) => patch::build(pod, mutation),
-        Verdict::Gate(reason) => patch::gate(pod, reason),
+        // A pod sent without `metadata` gets it whole: its members' parents do not exist.
+        Verdict::Patch(mutation) => {
+            patch::under(patch::build(pod, mutation), "", pod.metadata.present)
+        }
+        Verdict::Gate(reason) => patch::under(patch::gate(pod, reason), "", pod.metadata.present),
     }
 }
 

@@ -22,12 +22,51 @@ pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s
 /// Decodes a review body in one pass. A review whose pod does not decode is read again as the
 /// envelope alone, so the denial can name the pod and say what is wrong with it.
 pub fn decode(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
-    match serde_json::from_slice(body) {
-        Ok(review) => Ok(review),
-        Err(e) => Ok(serde_json::from_slice::<LenientReviewIn<'_>>(body)
-            .map_err(|_| BadReview::Malformed(e))?
-            .into()),
+    // serde_json checks UTF-8 only in the strings it reads, not in those it skips; a body that
+    // is not UTF-8 is not JSON (RFC 8259 8.1).
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(BadReview::Malformed(de::Error::custom(format!(
+            "the body is not UTF-8 ({e})"
+        ))));
     }
+    match serde_json::from_slice::<ObjectOnly<ReviewIn<'_>>>(body) {
+        Ok(review) => Ok(review.0),
+        Err(e) => Ok(
+            serde_json::from_slice::<ObjectOnly<LenientReviewIn<'_>>>(body)
+                .map_err(|_| BadReview::Malformed(e))?
+                .0
+                .into(),
+        ),
+    }
+}
+
+/// `T` from a JSON object only: serde's derived structs also read an array, field by field, so
+/// `["admission.k8s.io/v1", "AdmissionReview", {...}]` would pass for a review.
+pub struct ObjectOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Object(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
+}
+
+/// An optional field that, when present and not null, must be a JSON object.
+fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<ObjectOnly<T>>::deserialize(deserializer).map(|o| o.map(|o| o.0))
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,7 +183,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 pub struct LenientReviewIn<'a> {
     pub api_version: Option<String>,
     pub kind: Option<String>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "optional_object")]
     pub request: Option<LenientRequestIn<'a>>,
 }
 
@@ -187,13 +226,32 @@ impl<'a> From<LenientReviewIn<'a>> for ReviewIn<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(from = "ObjectOnly<GvkFields>")]
 pub struct GroupVersionKind {
-    #[serde(default)]
     pub group: String,
-    #[serde(default)]
     pub version: String,
-    #[serde(default)]
     pub kind: String,
+}
+
+/// [`GroupVersionKind`] as written, read from an object only.
+#[derive(Deserialize)]
+struct GvkFields {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+impl From<ObjectOnly<GvkFields>> for GroupVersionKind {
+    fn from(ObjectOnly(f): ObjectOnly<GvkFields>) -> GroupVersionKind {
+        GroupVersionKind {
+            group: f.group,
+            version: f.version,
+            kind: f.kind,
+        }
+    }
 }
 
 impl GroupVersionKind {

@@ -392,7 +392,12 @@ fn prune(got: &Value, want: &Value) -> Value {
 
 fn xml(s: &str) -> String {
     s.chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        // XML 1.0's Char production (no U+FFFE, U+FFFF or surrogates), without control characters.
+        .filter(|c| {
+            matches!(c, '\n' | '\t')
+                || (!c.is_control()
+                    && matches!(c, '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..))
+        })
         .collect::<String>()
         .replace('&', "&amp;")
         .replace('<', "&lt;")

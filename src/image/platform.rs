@@ -112,8 +112,11 @@ fn normalize_arch(architecture: &str, variant: &str) -> (String, Option<String>)
 /// v8 is the arm64 baseline and is dropped; numeric variants get a leading
 /// `v` and lose a trailing `.0` (containerd maps `9`, `9.0`, `v9.0` to `v9`).
 fn normalize_arm64_variant(variant: String) -> String {
-    let bare = variant.strip_prefix('v').unwrap_or(&variant);
-    let bare = bare.strip_suffix(".0").unwrap_or(bare);
+    let mut bare = variant.strip_prefix('v').unwrap_or(&variant);
+    // Every trailing ".0" ("8.0.0" is v8), so normalising twice changes nothing.
+    while let Some(shorter) = bare.strip_suffix(".0") {
+        bare = shorter;
+    }
     let numeric = !bare.is_empty()
         && bare.starts_with(|c: char| c.is_ascii_digit())
         && bare.chars().all(|c| c.is_ascii_digit() || c == '.');

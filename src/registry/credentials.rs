@@ -303,14 +303,35 @@ fn key_matches(key: &str, image: &str) -> bool {
             .all(|(k, i)| glob(k.as_bytes(), i.as_bytes()))
 }
 
-/// `*` and `?` within one label (Go's `filepath.Match` without classes).
+/// `*` and `?` within one label (Go's `filepath.Match` without classes). Greedy with one
+/// backtrack point, the last `*`, so the time is at most pattern x text whatever the pattern:
+/// keys come from tenants' pull secrets and labels from their pods' images.
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
-        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and where in the text it would resume.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                // Let the last `*` take one more character and try again from there.
+                Some((sp, st)) => {
+                    star = Some((sp, st + 1));
+                    p = sp + 1;
+                    t = st + 1;
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 fn is_docker_hub(image: &str) -> bool {
