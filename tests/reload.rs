@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{decoded_patch, metric, write_file, Client, Proto, ServeOptions, Server};
+use common::{decoded_patch, metric, write_file, Client, Proto, Server};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -50,17 +50,6 @@ fn platforms_with_busybox() -> String {
     format!("{PLATFORMS}\"registry.invalid/busybox:1.36\" = [\"linux/arm64\"]\n")
 }
 
-fn start(policy: &Path, platforms: &Path, dir: tempfile::TempDir) -> Server {
-    Server::start_with(
-        ServeOptions {
-            policy: Some(policy.to_path_buf()),
-            platforms: Some(platforms.to_path_buf()),
-            ..ServeOptions::default()
-        },
-        dir,
-    )
-}
-
 /// Whether the answer patches the pod.
 fn patched(answer: &Value) -> bool {
     decoded_patch(answer).is_some()
@@ -103,7 +92,7 @@ async fn a_policy_edit_is_applied_to_new_reviews_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_file(dir.path(), "policy.toml", POLICY);
     let platforms = write_file(dir.path(), "platforms.toml", PLATFORMS);
-    let server = start(&policy, &platforms, dir);
+    let server = Server::start_policy(&policy, &platforms, dir);
     let mut client = server.client(Proto::H2).await;
     let before = client.review(MUTATE, SHOP_POD).await;
     assert!(patched(&before), "shop's pod is placed at first: {before}");
@@ -128,7 +117,7 @@ async fn a_broken_policy_is_kept_out_and_named_then_its_fix_is_applied() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_file(dir.path(), "policy.toml", POLICY);
     let platforms = write_file(dir.path(), "platforms.toml", PLATFORMS);
-    let server = start(&policy, &platforms, dir);
+    let server = Server::start_policy(&policy, &platforms, dir);
     let mut client = server.client(Proto::H2).await;
 
     std::fs::write(&policy, BROKEN_POLICY).unwrap();
@@ -168,7 +157,7 @@ async fn a_platforms_edit_makes_an_unknown_image_known() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_file(dir.path(), "policy.toml", POLICY);
     let platforms = write_file(dir.path(), "platforms.toml", PLATFORMS);
-    let server = start(&policy, &platforms, dir);
+    let server = Server::start_policy(&policy, &platforms, dir);
     let mut client = server.client(Proto::H2).await;
     let before = client.review(MUTATE, UNKNOWN_IMAGE_POD).await;
     assert_eq!(
@@ -228,7 +217,7 @@ async fn a_configmap_data_symlink_swap_is_seen() {
         path
     };
     let (policy, platforms) = (link("policy.toml"), link("platforms.toml"));
-    let server = start(&policy, &platforms, dir);
+    let server = Server::start_policy(&policy, &platforms, dir);
     let mut client = server.client(Proto::H1).await;
     let before = client.review(MUTATE, SHOP_POD).await;
     assert!(patched(&before), "shop's pod is placed at first: {before}");
