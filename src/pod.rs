@@ -60,6 +60,15 @@ pub struct PodSpec {
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
     pub service_account_name: Option<String>,
     pub scheduling_gates: Option<Vec<SchedulingGate>>,
+    /// `spec.os`: the OS the pod's author says it needs (`linux`, `windows`).
+    pub os: Option<PodOs>,
+}
+
+/// `spec.os`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PodOs {
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A scheduling gate: the scheduler leaves the pod alone until every gate is removed.

@@ -235,7 +235,7 @@ async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recover
     let mut pod = common::kubeapi::pod("shop", "web-1", &image);
     pod["metadata"]["labels"] = json!({"app": "web"});
     pod["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
-        {"nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "Exists"}]}]}}});
+        {"nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu.vendor", "operator": "Exists"}]}]}}});
     let stored = create(&server, &api, pod).await;
     assert!(gated(&stored), "{stored}\n{}", server.output());
     assert_eq!(
@@ -280,7 +280,7 @@ async fn a_pod_gated_on_a_stalled_registry_is_placed_and_ungated_when_it_recover
     assert_eq!(
         affinity(&placed),
         &json!([{"matchExpressions": [
-            {"key": "disk", "operator": "Exists"},
+            {"key": "gpu.vendor", "operator": "Exists"},
             {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
         ]}]),
         "{placed}"

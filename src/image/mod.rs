@@ -2,6 +2,8 @@
 
 pub mod platform;
 pub mod reference;
+pub mod variant;
 
 pub use platform::Platform;
 pub use reference::{ImageRef, ReferenceError};
+pub use variant::{runs_variant, variant_rank};

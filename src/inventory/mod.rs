@@ -3,6 +3,7 @@
 //! The policy's `[cluster]` table is the static inventory (offline commands, and the fallback
 //! before a node watch has synced); a list of Node objects gives the real one.
 
+pub mod fit;
 pub mod node;
 pub mod placement;
 

@@ -19,6 +19,34 @@ pub struct NodeInfo {
     /// Allocatable extended resources with a non-zero quantity (`nvidia.com/gpu`, ...).
     pub extended_resources: Vec<String>,
     pub unschedulable: bool,
+    /// The CPU variant the node declares (`v3` for an x86-64-v3 CPU), from Node Feature
+    /// Discovery's labels or a pool's platform; `None` when nothing says.
+    pub variant: Option<String>,
+}
+
+/// The label Node Feature Discovery puts on a node for each CPUID flag its CPU has.
+const NFD_CPUID: &str = "feature.node.kubernetes.io/cpu-cpuid.";
+
+/// The x86-64 microarchitecture level Node Feature Discovery's CPUID labels show. NFD leaves
+/// out the flags every x86-64 CPU has (SSE4.2, POPCNT, ...), so each level is read from the
+/// flags that first appear with it: AVX-512 for v4, AVX2 with FMA for v3, AVX for v2.
+fn amd64_level(labels: &BTreeMap<String, String>) -> Option<&'static str> {
+    let has = |flag: &str| labels.get(&format!("{NFD_CPUID}{flag}")).map(String::as_str) == Some("true");
+    if ["AVX512F", "AVX512BW", "AVX512CD", "AVX512DQ", "AVX512VL"]
+        .iter()
+        .all(|f| has(f))
+    {
+        Some("v4")
+    } else if has("AVX2") && has("FMA3") {
+        Some("v3")
+    } else if has("AVX") {
+        Some("v2")
+    } else if labels.keys().any(|k| k.starts_with(NFD_CPUID)) {
+        // NFD ran and found none of them: a baseline CPU.
+        Some("v1")
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -99,16 +127,32 @@ impl From<RawNode> for NodeInfo {
             .filter(|(k, v)| k.contains('/') && !k.contains("kubernetes.io/") && v.as_str() != "0")
             .map(|(k, _)| k.clone())
             .collect();
+        let arch = Arch::from_name(&arch_label);
+        let variant = match arch {
+            Some(Arch::Amd64) => amd64_level(&n.metadata.labels).map(str::to_string),
+            _ => None,
+        };
         NodeInfo {
             name: n.metadata.name,
-            arch: Arch::from_name(&arch_label),
+            arch,
             arch_label,
             os,
             labels: n.metadata.labels,
             taints: n.spec.taints,
             extended_resources,
             unschedulable: n.spec.unschedulable,
+            variant,
         }
+    }
+}
+
+impl NodeInfo {
+    /// `node.kubernetes.io/windows-build` ("10.0.17763"), which Windows nodes carry and images
+    /// must match.
+    pub fn windows_build(&self) -> Option<&str> {
+        self.labels
+            .get("node.kubernetes.io/windows-build")
+            .map(String::as_str)
     }
 }
 

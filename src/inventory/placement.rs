@@ -63,7 +63,7 @@ fn selector_matches(
     selector.is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
 
-fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
+pub(super) fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
     let exprs_ok = term
         .match_expressions
         .iter()
@@ -101,7 +101,7 @@ fn requirement_matches(r: &Requirement, value: Option<&str>) -> bool {
 }
 
 /// Whether a taint keeps the pod off the node: only NoSchedule and NoExecute do.
-fn tolerated(taint: &Taint, tolerations: &[Toleration], daemon: bool) -> bool {
+pub(super) fn tolerated(taint: &Taint, tolerations: &[Toleration], daemon: bool) -> bool {
     if taint.effect == "PreferNoSchedule"
         || (daemon && DAEMONSET_TOLERATED.contains(&taint.key.as_str()))
     {

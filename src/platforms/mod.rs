@@ -59,6 +59,49 @@ impl ImagePlatforms {
         }
     }
 
+    /// The architectures the image has builds for on `os`.
+    pub fn archs_on(&self, os: &str) -> ArchSet {
+        self.platforms
+            .iter()
+            .filter(|p| p.os == os)
+            .filter_map(|p| Arch::from_name(&p.architecture))
+            .collect()
+    }
+
+    /// The lowest CPU variant of `arch` the image's `os` builds need, when every one of them
+    /// names a variant archgate can order: a build without a variant (or with one it cannot
+    /// order) runs on any CPU of the architecture.
+    pub fn min_variant(&self, os: &str, arch: Arch) -> Option<&str> {
+        let mut lowest: Option<&str> = None;
+        for p in self
+            .platforms
+            .iter()
+            .filter(|p| p.os == os && p.architecture == arch.as_str())
+        {
+            let v = p.variant.as_deref()?;
+            let rank = crate::image::variant_rank(v)?;
+            if lowest.is_none_or(|l| crate::image::variant_rank(l) > Some(rank)) {
+                lowest = Some(v);
+            }
+        }
+        lowest
+    }
+
+    /// The `os.version`s of the image's windows builds; empty when one of them names none (it
+    /// runs on any build).
+    pub fn windows_builds(&self) -> Vec<String> {
+        let builds: Vec<Option<&String>> = self
+            .platforms
+            .iter()
+            .filter(|p| p.os == "windows")
+            .map(|p| p.os_version.as_ref())
+            .collect();
+        if builds.iter().any(Option::is_none) {
+            return Vec::new();
+        }
+        builds.into_iter().flatten().cloned().collect()
+    }
+
     /// "linux/amd64, linux/arm/v7" for messages.
     pub fn describe(&self) -> String {
         if self.platforms.is_empty() {

@@ -73,7 +73,7 @@ pub(super) fn bound_problem(
         return (!lacking.is_empty()).then(|| BoundProblem {
             message: format!(
                 "pod {who} is bound to its node and may run on {lacking} nodes, where it fails with exec format error: {}",
-                describe_images(images, lacking, inventory, compat)
+                describe_images(images, lacking, inventory.archs, compat)
             ),
             pinned: false,
         });
@@ -108,7 +108,7 @@ pub(super) fn bound_problem(
             } else {
                 lacking
             },
-            inventory,
+            inventory.archs,
             compat
         )
     );
@@ -166,46 +166,6 @@ pub(super) fn requested_vendors<'p>(
         }
     }
     out
-}
-
-/// Extended resources (`vendor.example/thing`, not `kubernetes.io/` ones) the pod's scheduling
-/// containers ask for that no node of a watched inventory offers: the pod stays Pending until a
-/// node that does joins (an autoscaled pool may bring one, so this warns and never denies). A
-/// static inventory knows no node's resources, and says nothing.
-pub(super) fn unoffered_resources(
-    inventory: &Inventory,
-    pod: &Pod,
-    who: &DisplayName<'_>,
-) -> Option<String> {
-    if inventory.nodes.is_empty() {
-        return None;
-    }
-    let mut missing: Vec<&str> = Vec::new();
-    for (_, c) in pod.scheduling_containers() {
-        for res in c.requested_resources().filter(|r| is_extended_resource(r)) {
-            let offered = inventory
-                .nodes
-                .iter()
-                .any(|n| n.extended_resources.iter().any(|e| e == res));
-            if !offered && !missing.contains(&res) {
-                missing.push(res);
-            }
-        }
-    }
-    (!missing.is_empty()).then(|| {
-        format!(
-            "pod {who} asks for {}, which no node offers now: it stays Pending until a node that does joins",
-            missing.join(", ")
-        )
-    })
-}
-
-/// Kubernetes' extended resources: a domain-prefixed name outside the kubernetes.io domains.
-fn is_extended_resource(name: &str) -> bool {
-    match name.split_once('/') {
-        Some((domain, _)) => domain != "kubernetes.io" && !domain.ends_with(".kubernetes.io"),
-        None => false,
-    }
 }
 
 /// The architectures the pod's own nodeSelector and required node affinity allow.

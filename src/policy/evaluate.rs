@@ -6,9 +6,8 @@
 //! stage. A `mutate` pod that reaches validation unplaced (the mutating webhook was skipped) is
 //! denied there, so a failed-open mutating webhook cannot let a pod through unchecked.
 
-use super::demands::{
-    bound_problem, gpu_needs, missing_preferences, requested_vendors, unoffered_resources,
-};
+use super::demands::{bound_problem, gpu_needs, missing_preferences, requested_vendors};
+use super::nodes;
 use super::explain::{describe_images, describe_toleration};
 use super::model::{Mode, UnknownImages};
 use super::{gate, Policy, Preference, Rule};
@@ -201,6 +200,27 @@ pub fn evaluate(
     }
     let who = pod.display_name(&namespace.name);
     let compat = policy.compatible_execution;
+    let os = nodes::pod_os(pod, images);
+    if os != "linux" {
+        // The policy places linux pods; another OS's are judged only against nodes of theirs.
+        if !acting || nodes::left_alone(policy, inventory, os) {
+            return decision(Verdict::Allow, ArchSet::EMPTY, Vec::new());
+        }
+        let archs = images.iter().fold(ArchSet::ALL, |s, i| match &i.status {
+            ImageStatus::Resolved(Lookup::Found(p)) => s.intersect(p.archs_on(os)),
+            _ => s,
+        });
+        let demand = nodes::demand(pod, os, archs, images, &[], &[]);
+        let arch = |a| nodes::arch_reason(a, os, images, compat, None, &[], ArchSet::ALL);
+        let found = nodes::judge(policy, inventory, &demand, &who, &arch);
+        return match found.problem {
+            Some(p) if mode != Mode::Warn => {
+                decision(Verdict::Deny(deny_message(&[p])), archs, found.notes)
+            }
+            p => decision(Verdict::Allow, archs, p.into_iter().chain(found.notes).collect()),
+        };
+    }
+    let cluster_archs = inventory.archs.union(policy.cluster.pool_archs);
     let unknown = rule
         .and_then(|r| r.unknown_images)
         .unwrap_or(policy.default_unknown_images);
@@ -216,13 +236,13 @@ pub fn evaluate(
         .fold(ArchSet::ALL, |s, (_, v)| s.intersect(v.architectures));
     let demanded = demanded_archs(pod);
     let candidates = supported
-        .intersect(inventory.archs)
+        .intersect(cluster_archs)
         .intersect(rule_archs)
         .intersect(gpu_archs)
         .intersect(demanded);
 
     if candidates.is_empty() {
-        let mut limits = vec![format!("the cluster has {}", inventory.archs)];
+        let mut limits = vec![format!("the cluster has {cluster_archs}")];
         if demanded != ArchSet::ALL {
             limits.push(format!("the pod's nodeSelector/affinity allows {demanded}"));
         }
@@ -237,19 +257,21 @@ pub fn evaluate(
         }
         found.problems.push(format!(
             "pod {who} cannot run on any node: {}; {}. Build the images for a common architecture or relax the pod's node constraints",
-            describe_images(images, ArchSet::ALL, inventory, compat),
+            describe_images(images, ArchSet::ALL, cluster_archs, compat),
             limits.join("; ")
         ));
     }
 
     let (gpu_selector, gpu_tolerations) = gpu_needs(pod, &vendors, &who, &mut found.problems);
     let bound = pod.is_bound();
-    if !bound {
-        found
-            .notes
-            .extend(unoffered_resources(inventory, pod, &who));
+    if !bound && !candidates.is_empty() && acting && !gating {
+        let demand = nodes::demand(pod, os, candidates, images, &gpu_selector, &gpu_tolerations);
+        let arch = |a| nodes::arch_reason(a, os, images, compat, rule, &vendors, demanded);
+        let judged = nodes::judge(policy, inventory, &demand, &who, &arch);
+        found.problems.extend(judged.problem);
+        found.notes.extend(judged.notes);
     }
-    let reachable = inventory.archs.intersect(demanded);
+    let reachable = cluster_archs.intersect(demanded);
     let needs_archs = !bound && !candidates.is_empty() && !reachable.is_subset(candidates);
     let needs_gpu = !bound && (!gpu_selector.is_empty() || !gpu_tolerations.is_empty());
     if bound && !candidates.is_empty() && !gating {
@@ -309,7 +331,7 @@ pub fn evaluate(
         let names = candidates.names();
         found.problems.push(format!(
             "pod {who} can be scheduled on {lacking} nodes, which cannot run it: {}; add nodeSelector {ARCH_LABEL}: {} or required node affinity {ARCH_LABEL} In [{}]",
-            describe_images(images, lacking, inventory, compat),
+            describe_images(images, lacking, cluster_archs, compat),
             names.first().copied().unwrap_or_default(),
             names.join(", ")
         ));
@@ -405,7 +427,7 @@ pub fn evaluate_ephemeral(
         found.problems.push(format!(
             "ephemeral container for pod {} would run on {place}, which its image cannot: {}",
             pod.display_name(&namespace.name),
-            describe_images(images, lacking, inventory, policy.compatible_execution)
+            describe_images(images, lacking, inventory.archs, policy.compatible_execution)
         ));
     }
     match (mode, found.problems.is_empty()) {

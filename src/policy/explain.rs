@@ -3,7 +3,7 @@
 
 use super::evaluate::{ImageFacts, ImageStatus};
 use crate::arch::ArchSet;
-use crate::inventory::{Inventory, NodeInfo};
+use crate::inventory::NodeInfo;
 use crate::platforms::{ImagePlatforms, Lookup};
 use crate::pod::Toleration;
 use std::fmt::Write;
@@ -17,7 +17,7 @@ const MAX_NODES_NAMED: usize = 4;
 pub fn describe_images(
     images: &[ImageFacts<'_>],
     lacking: ArchSet,
-    inventory: &Inventory,
+    cluster: ArchSet,
     compat: bool,
 ) -> String {
     let mut out = String::new();
@@ -38,7 +38,9 @@ pub fn describe_images(
             img.container,
             platforms_text(p)
         );
-        if archs.intersect(inventory.archs).is_empty() && !p.platforms.is_empty() {
+        if p.linux_archs.is_empty() && !p.platforms.is_empty() {
+            out.push_str(": it has no linux build");
+        } else if archs.intersect(cluster).is_empty() {
             let _ = write!(
                 out,
                 ": there are no {} nodes in this cluster",

@@ -1,6 +1,8 @@
 //! The placement policy: its TOML model, loading with line:column errors, and the pure evaluator.
 
+pub mod cluster;
 mod demands;
+mod nodes;
 pub mod evaluate;
 pub mod explain;
 pub mod gate;
@@ -40,8 +42,10 @@ pub enum PolicyError {
 /// A loaded, checked policy, built once and shared by every request.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Architectures the cluster's nodes have.
+    /// Architectures the cluster's nodes have: `cluster.platforms` and the linux pools.
     pub cluster_archs: ArchSet,
+    /// Pools that may scale from zero, and labels that declare CPU variants.
+    pub cluster: cluster::Cluster,
     /// Whether arm64 nodes may run 32-bit arm images and amd64 nodes 386 images.
     pub compatible_execution: bool,
     pub default_mode: Mode,
@@ -144,24 +148,8 @@ impl Policy {
                 message,
             }
         };
-        let platforms = &spec.cluster.platforms;
-        let cluster_archs: ArchSet = platforms.get_ref().iter().map(|p| p.arch).collect();
-        if cluster_archs.is_empty() {
-            return Err(invalid(
-                platforms.span(),
-                "cluster.platforms is empty: list the os/arch of your nodes, e.g. [\"linux/amd64\", \"linux/arm64\"]".into(),
-            ));
-        }
-        if let Some(p) = platforms
-            .get_ref()
-            .iter()
-            .find(|p| p.platform.os != "linux")
-        {
-            return Err(invalid(
-                platforms.span(),
-                format!("cluster.platforms: `{}` is not a linux platform; archgate places linux pods only", p.platform),
-            ));
-        }
+        let cluster = cluster::compile(&spec.cluster).map_err(|(span, m)| invalid(span, m))?;
+        let cluster_archs = cluster.archs;
 
         let mut names = BTreeSet::new();
         let mut rules = Vec::with_capacity(spec.rules.len());
@@ -265,6 +253,7 @@ impl Policy {
         Ok(Policy {
             placement,
             cluster_archs,
+            cluster,
             compatible_execution: spec.cluster.compatible_execution,
             default_mode: spec.defaults.mode,
             default_unknown_images: spec.defaults.unknown_images,

@@ -15,7 +15,7 @@ use crate::arch::Arch;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
-    pub cluster: ClusterSpec,
+    pub cluster: super::cluster::ClusterSpec,
     #[serde(default)]
     pub defaults: DefaultsSpec,
     #[serde(default)]
@@ -111,17 +111,6 @@ pub enum OnLookupTimeout {
     Gate,
     /// Decide now, by `unknown_images`.
     Decide,
-}
-
-/// What the cluster's nodes are, used until (and where) a live node inventory is not available.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterSpec {
-    pub platforms: Spanned<Vec<PlatformName>>,
-    /// arm64 nodes run linux/arm (v6, v7) images and amd64 nodes linux/386 images, as containerd
-    /// allows when the CPU can; off by default because not every arm64 CPU runs 32-bit code.
-    #[serde(default)]
-    pub compatible_execution: bool,
 }
 
 /// Behaviour for pods no rule names.

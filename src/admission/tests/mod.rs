@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 mod cluster;
 mod gpus_and_rules;
+mod nodes;
 use gpus_and_rules::GPU;
 mod placement;
 mod swap;
@@ -53,7 +54,17 @@ fn facts<'a>(p: &'a Pod, known: &[(&str, &[&str])]) -> Vec<ImageFacts<'a>> {
             let image = c.image.as_deref().unwrap_or("");
             let status = match known.iter().find(|(name, _)| *name == image) {
                 Some((_, ps)) => {
-                    let ps: Vec<Platform> = ps.iter().map(|s| s.parse().unwrap()).collect();
+                    // "windows/amd64@10.0.20348.2340" carries an os.version.
+                    let ps: Vec<Platform> = ps
+                        .iter()
+                        .map(|s| match s.split_once('@') {
+                            Some((p, version)) => Platform {
+                                os_version: Some(version.to_string()),
+                                ..p.parse().unwrap()
+                            },
+                            None => s.parse().unwrap(),
+                        })
+                        .collect();
                     ImageStatus::Resolved(Lookup::Found(Arc::new(ImagePlatforms::new(ps))))
                 }
                 None if image.contains(' ') => {

@@ -1,0 +1,274 @@
+//! Whether a node can take a pod that is not yet bound, and if not, why: the static parts of
+//! kube-scheduler's filters (NodeUnschedulable, NodeAffinity, TaintToleration, and
+//! NodeResourcesFit for extended resources no node offers) beside archgate's own (OS,
+//! architecture, CPU variant, Windows build), as a pure function over the nodes.
+//!
+//! Conditions that pass by themselves (a cordon, a node not ready) hold a node rather than rule
+//! it out: a pod that fits only such nodes waits, it is not refused.
+
+use super::placement::{term_matches, tolerated};
+use super::{NodeInfo, Taint};
+use crate::arch::{Arch, ArchSet};
+use crate::image::runs_variant;
+use crate::pod::{NodeSelectorTerm, Toleration};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// What a pod asks of a node, with what archgate adds to it (GPU selector, tolerations).
+#[derive(Debug, Clone, Default)]
+pub struct Demand<'a> {
+    /// The OS the pod runs on: `linux`, `windows`.
+    pub os: &'a str,
+    /// The architectures that can run every image, within the pod's, policy's and GPU limits.
+    pub archs: ArchSet,
+    pub node_selector: BTreeMap<String, String>,
+    /// Required node affinity terms (ORed); empty for none.
+    pub terms: &'a [NodeSelectorTerm],
+    pub tolerations: Vec<Toleration>,
+    /// Extended resources the pod requests.
+    pub resources: Vec<&'a str>,
+    /// Per architecture, the lowest CPU variant an image needs, and the image.
+    pub variants: Vec<(Arch, String, &'a str)>,
+    /// Windows builds (`os.version`s) an image was built for, and the image; none for an
+    /// image that names no build.
+    pub builds: Vec<(Vec<String>, &'a str)>,
+}
+
+/// Why a node cannot take the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Misfit {
+    /// The node runs another OS.
+    Os(String),
+    /// The node's architecture is not among the demand's (`None`: a label archgate does not know).
+    Arch(Option<Arch>),
+    /// The node lacks a `nodeSelector` label.
+    Label { key: String, value: String },
+    /// No required node affinity term matches.
+    Affinity,
+    Taint(Taint),
+    Resource(String),
+    /// The node's CPU variant is lower than an image needs.
+    Variant {
+        has: String,
+        need: String,
+        image: String,
+    },
+    /// The node's Windows build is not one the image was built for.
+    Build { has: String, image: String },
+}
+
+/// Why a node that fits cannot take the pod right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    Cordoned,
+    /// A taint the node lifecycle controller sets and lifts (`node.kubernetes.io/not-ready`).
+    Condition(String),
+}
+
+/// The nodes judged.
+#[derive(Debug, Default)]
+pub struct Fit<'a> {
+    pub fits: Vec<&'a NodeInfo>,
+    pub held: Vec<(&'a NodeInfo, Hold)>,
+    pub misfits: Vec<(&'a NodeInfo, Misfit)>,
+    /// Fitting nodes whose CPU variant nothing declares while an image needs one above the
+    /// architecture's baseline: counted as fits, and said.
+    pub unchecked: Vec<(&'a NodeInfo, String)>,
+}
+
+/// The variant a node of `arch` is taken to have when nothing declares one: x86-64 v1, 32-bit
+/// arm v7 (what `linux/arm` means), arm64 v8.
+fn baseline(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Arm => "v7",
+        Arch::Arm64 => "v8",
+        _ => "v1",
+    }
+}
+
+/// Judges every node; `variant_of` says which CPU variant a node declares.
+pub fn judge<'a, 'n>(
+    nodes: impl IntoIterator<Item = &'n NodeInfo>,
+    demand: &Demand<'a>,
+    variant_of: impl Fn(&'n NodeInfo) -> Option<&'n str>,
+) -> Fit<'n> {
+    let mut fit = Fit::default();
+    for node in nodes {
+        match misfit(node, demand, &variant_of) {
+            Err(m) => fit.misfits.push((node, m)),
+            Ok(unchecked) => {
+                if let Some(need) = unchecked {
+                    fit.unchecked.push((node, need));
+                }
+                match hold(node, demand) {
+                    Some(h) => fit.held.push((node, h)),
+                    None => fit.fits.push(node),
+                }
+            }
+        }
+    }
+    fit
+}
+
+/// The first reason `node` cannot take the pod, in the order users fix them: what the images
+/// need, what the pod asks, then the CPU. `Ok(Some(variant))` when it fits but the variant
+/// the images need could not be checked.
+fn misfit<'n>(
+    node: &'n NodeInfo,
+    demand: &Demand<'_>,
+    variant_of: &impl Fn(&'n NodeInfo) -> Option<&'n str>,
+) -> Result<Option<String>, Misfit> {
+    if node.os != demand.os {
+        return Err(Misfit::Os(node.os.clone()));
+    }
+    if !node.arch.is_some_and(|a| demand.archs.contains(a)) {
+        return Err(Misfit::Arch(node.arch));
+    }
+    if let Some((key, value)) = demand
+        .node_selector
+        .iter()
+        .find(|(k, v)| node.labels.get(*k) != Some(*v))
+    {
+        return Err(Misfit::Label {
+            key: key.clone(),
+            value: value.clone(),
+        });
+    }
+    if !demand.terms.is_empty() && !demand.terms.iter().any(|t| term_matches(t, node)) {
+        return Err(Misfit::Affinity);
+    }
+    if let Some(t) = node
+        .taints
+        .iter()
+        .find(|t| !is_condition(t) && !tolerated(t, &demand.tolerations, false))
+    {
+        return Err(Misfit::Taint(t.clone()));
+    }
+    if let Some(r) = demand
+        .resources
+        .iter()
+        .find(|r| !node.extended_resources.iter().any(|e| e == *r))
+    {
+        return Err(Misfit::Resource(r.to_string()));
+    }
+    if let Some((_, image)) = demand.builds.iter().find(|(builds, _)| {
+        node.windows_build()
+            .is_some_and(|b| !builds.iter().any(|v| v == b || v.starts_with(&format!("{b}."))))
+    }) {
+        return Err(Misfit::Build {
+            has: node.windows_build().unwrap_or_default().to_string(),
+            image: image.to_string(),
+        });
+    }
+    let mut unchecked = None;
+    for (arch, need, image) in demand.variants.iter().filter(|(a, _, _)| node.arch == Some(*a)) {
+        match variant_of(node) {
+            Some(has) => {
+                if runs_variant(has, need) == Some(false) {
+                    return Err(Misfit::Variant {
+                        has: format!("{arch}/{has}"),
+                        need: format!("{arch}/{need}"),
+                        image: image.to_string(),
+                    });
+                }
+            }
+            None if runs_variant(baseline(*arch), need) == Some(false) => {
+                unchecked = Some(format!("{arch}/{need}"));
+            }
+            None => {}
+        }
+    }
+    Ok(unchecked)
+}
+
+/// Node lifecycle taints: they come and go with the node's conditions.
+fn is_condition(taint: &Taint) -> bool {
+    taint.key.starts_with("node.kubernetes.io/")
+        || taint.key == "node.cloudprovider.kubernetes.io/uninitialized"
+}
+
+fn hold(node: &NodeInfo, demand: &Demand<'_>) -> Option<Hold> {
+    if node.unschedulable {
+        return Some(Hold::Cordoned);
+    }
+    node.taints
+        .iter()
+        .find(|t| is_condition(t) && !tolerated(t, &demand.tolerations, false))
+        .map(|t| Hold::Condition(describe_taint(t)))
+}
+
+/// "key=value:Effect", as `kubectl taint` writes it.
+pub fn describe_taint(t: &Taint) -> String {
+    match t.value.as_deref().filter(|v| !v.is_empty()) {
+        Some(v) => format!("{}={v}:{}", t.key, t.effect),
+        None => format!("{}:{}", t.key, t.effect),
+    }
+}
+
+impl Misfit {
+    /// What the message says about the nodes this keeps out; `arch` words an architecture
+    /// the images or limits rule out.
+    fn reason(&self, arch: &dyn Fn(Arch) -> String) -> String {
+        match self {
+            Misfit::Os(os) => format!("runs {os}"),
+            Misfit::Arch(Some(a)) => arch(*a),
+            Misfit::Arch(None) => "an architecture archgate does not know".to_string(),
+            Misfit::Label { key, value } => format!("no label {key}={value}"),
+            Misfit::Affinity => "outside the pod's required node affinity".to_string(),
+            Misfit::Taint(t) => format!(
+                "tainted {} (the pod does not tolerate it)",
+                describe_taint(t)
+            ),
+            Misfit::Resource(r) => format!("no {r} to offer"),
+            Misfit::Variant { has, need, image } => {
+                format!("CPU {has}, the image {image} needs {need}")
+            }
+            Misfit::Build { has, image } => {
+                format!("Windows build {has}, which the image {image} was not built for")
+            }
+        }
+    }
+}
+
+/// The misfits grouped by reason, the reasons with fewest nodes first (one node is named, the
+/// nearest miss): "elminster: tainted nvidia.com/gpu:NoSchedule (the pod does not tolerate
+/// it); 5 arm64 nodes: the image x has no arm64 build; 8 nodes: no label gpu=true".
+pub fn describe(misfits: &[(&NodeInfo, Misfit)], arch: &dyn Fn(Arch) -> String) -> String {
+    let mut groups: Vec<(String, Vec<&NodeInfo>, Option<&Misfit>)> = Vec::new();
+    for (node, m) in misfits {
+        let reason = m.reason(arch);
+        match groups.iter_mut().find(|(r, _, _)| *r == reason) {
+            Some((_, nodes, _)) => nodes.push(node),
+            None => groups.push((reason, vec![node], Some(m))),
+        }
+    }
+    groups.sort_by_key(|(_, nodes, _)| nodes.len());
+    let mut out = String::new();
+    for (reason, nodes, m) in groups {
+        let sep = if out.is_empty() { "" } else { "; " };
+        let _ = match (nodes.as_slice(), m) {
+            ([one], _) => write!(out, "{sep}{}: {reason}", one.name),
+            (many, Some(Misfit::Arch(Some(a)))) => {
+                write!(out, "{sep}{} {a} nodes: {reason}", many.len())
+            }
+            (many, _) => write!(out, "{sep}{} nodes: {reason}", many.len()),
+        };
+    }
+    out
+}
+
+/// "mirt (cordoned), volo (node.kubernetes.io/not-ready:NoSchedule)".
+pub fn describe_held(held: &[(&NodeInfo, Hold)]) -> String {
+    let parts: Vec<String> = held
+        .iter()
+        .map(|(n, h)| match h {
+            Hold::Cordoned => format!("{} (cordoned)", n.name),
+            Hold::Condition(t) => format!("{} ({t})", n.name),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+#[cfg(test)]
+#[path = "fit_tests.rs"]
+mod tests;
