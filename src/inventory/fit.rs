@@ -111,8 +111,8 @@ pub fn judge<'a, 'n>(
 }
 
 /// The first reason `node` cannot take the pod, in the order users fix them: what the images
-/// need, what the pod asks, then the CPU. `Ok(Some(variant))` when it fits but the variant
-/// the images need could not be checked.
+/// need of the node's OS and architecture, what the pod asks, then the CPU. `Ok(Some(variant))`
+/// when it fits but the variant the images need could not be checked.
 fn misfit<'n>(
     node: &'n NodeInfo,
     demand: &Demand<'_>,
@@ -151,6 +151,27 @@ fn misfit<'n>(
     {
         return Err(Misfit::Resource(r.to_string()));
     }
+    cpu_misfit(node, demand, variant_of)
+}
+
+/// Whether the node's OS, architecture, CPU variant and Windows build run the images, whatever
+/// the pod asks: for pods already bound to their node. A variant nothing declares passes.
+pub fn runs_images<'n>(
+    node: &'n NodeInfo,
+    demand: &Demand<'_>,
+    variant_of: impl Fn(&'n NodeInfo) -> Option<&'n str>,
+) -> bool {
+    node.os == demand.os
+        && node.arch.is_some_and(|a| demand.archs.contains(a))
+        && cpu_misfit(node, demand, &variant_of).is_ok()
+}
+
+/// The Windows build and CPU variant checks.
+fn cpu_misfit<'n>(
+    node: &'n NodeInfo,
+    demand: &Demand<'_>,
+    variant_of: &impl Fn(&'n NodeInfo) -> Option<&'n str>,
+) -> Result<Option<String>, Misfit> {
     if let Some((_, image)) = demand.builds.iter().find(|(builds, _)| {
         node.windows_build()
             .is_some_and(|b| !builds.iter().any(|v| v == b || v.starts_with(&format!("{b}."))))

@@ -7,6 +7,8 @@ use super::explain::{describe_images, node_names};
 use super::{GpuVendor, Policy, Preference, Rule};
 use crate::arch::{Arch, ArchSet};
 use crate::inventory::placement::{eligible_nodes, pinned_nodes};
+use super::cluster::Cluster;
+use crate::inventory::fit::runs_images;
 use crate::inventory::{Inventory, NodeInfo};
 use crate::pod::{DisplayName, Pod, Toleration};
 
@@ -56,6 +58,7 @@ pub(super) struct BoundProblem {
 /// For a pod bound to nodes (nodeName, a DaemonSet's per-node affinity, or a DaemonSet template
 /// spanning every eligible node): which of those nodes its images cannot run on.
 pub(super) fn bound_problem(
+    cluster: &Cluster,
     inventory: &Inventory,
     pod: &Pod,
     images: &[ImageFacts<'_>],
@@ -63,7 +66,10 @@ pub(super) fn bound_problem(
     who: &DisplayName<'_>,
     compat: bool,
 ) -> Option<BoundProblem> {
-    let runs = |n: &&NodeInfo| n.arch.is_some_and(|a| supported.contains(a));
+    // What the node itself must be (OS, architecture, CPU variant): a bound pod's selectors
+    // and tolerations were the scheduler's or the DaemonSet controller's business.
+    let demand = super::nodes::demand(pod, "linux", supported, images, &[], &[]);
+    let runs = |n: &&NodeInfo| runs_images(n, &demand, |n| cluster.variant_of(n));
     if inventory.nodes.is_empty() {
         // Static inventory: no node names, only architectures.
         let lacking = inventory
@@ -90,13 +96,23 @@ pub(super) fn bound_problem(
     if uncovered.is_empty() {
         return None;
     }
-    let archs: Vec<&str> = {
-        let mut a: Vec<&str> = uncovered.iter().map(|n| n.arch_label.as_str()).collect();
+    let archs: Vec<String> = {
+        let mut a: Vec<String> = uncovered
+            .iter()
+            .map(|n| match n.os.as_str() {
+                "linux" => n.arch_label.clone(),
+                os => format!("{os}/{}", n.arch_label),
+            })
+            .collect();
         a.sort_unstable();
         a.dedup();
         a
     };
-    let lacking = uncovered.iter().filter_map(|n| n.arch).collect::<ArchSet>();
+    let lacking = uncovered
+        .iter()
+        .filter_map(|n| n.arch)
+        .collect::<ArchSet>()
+        .minus(supported);
     let message = format!(
         "pod {who} {place} {} nodes {}, where it fails with exec format error: {}",
         archs.join(", "),

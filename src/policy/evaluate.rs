@@ -275,7 +275,7 @@ pub fn evaluate(
     let needs_archs = !bound && !candidates.is_empty() && !reachable.is_subset(candidates);
     let needs_gpu = !bound && (!gpu_selector.is_empty() || !gpu_tolerations.is_empty());
     if bound && !candidates.is_empty() && !gating {
-        if let Some(problem) = bound_problem(inventory, pod, images, supported, &who, compat) {
+        if let Some(problem) = bound_problem(&policy.cluster, inventory, pod, images, supported, &who, compat) {
             // A bound pod cannot be re-placed. One aimed at a known node that cannot run it is
             // denied in mutate and validate modes (its controller retries, the user reads why);
             // where the node is not known (a static inventory, a template), only validate mode

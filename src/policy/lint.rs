@@ -62,44 +62,9 @@ impl Diagnostic {
 #[path = "lint_selectors.rs"]
 mod selectors;
 
-/// Keys each table of the policy accepts, for "did you mean" (loading rejects the rest).
-fn known_keys(table: &str) -> &'static [&'static str] {
-    match table {
-        "" => &["cluster", "defaults", "rules", "gpu", "placement"],
-        "placement" => &["templates", "on_lookup_timeout", "give_up_after"],
-        "cluster" => &["platforms", "compatible_execution"],
-        "defaults" => &["mode", "unknown_images", "on_overload"],
-        "rules" => &[
-            "name",
-            "namespaces",
-            "namespace_selector",
-            "pod_selector",
-            "mode",
-            "architectures",
-            "unknown_images",
-            "prefer",
-        ],
-        "rules.prefer" => &["architectures", "weight"],
-        "rules.pod_selector" | "rules.namespace_selector" => &["match_labels", "match_expressions"],
-        "rules.pod_selector.match_expressions" | "rules.namespace_selector.match_expressions" => {
-            &["key", "operator", "values"]
-        }
-        "gpu.*" => &["resources", "architectures", "node_selector", "tolerations"],
-        "gpu.*.tolerations" => &["key", "operator", "value", "effect", "toleration_seconds"],
-        _ => &[],
-    }
-}
-
-/// Tables whose keys are free-form (names, labels).
-fn free_form(table: &str) -> bool {
-    matches!(
-        table,
-        "gpu"
-            | "gpu.*.node_selector"
-            | "rules.pod_selector.match_labels"
-            | "rules.namespace_selector.match_labels"
-    )
-}
+#[path = "lint_keys.rs"]
+mod keys;
+use keys::{free_form, known_keys};
 
 /// Extended resources GPU device plugins advertise, for "did you mean" on a misspelt one.
 const KNOWN_GPU_RESOURCES: &[&str] = &[

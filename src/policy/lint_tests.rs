@@ -143,3 +143,38 @@ fn namespace_selectors_are_linted_like_pod_selectors() {
     assert_eq!(codes(&ds), ["shadowed-rule"]);
     assert!(ds[0].message.contains("\"team-a\""), "{:?}", ds[0]);
 }
+
+#[test]
+fn pools_and_variant_labels_are_linted() {
+    let typo = format!("{CLUSTER}[[cluster.pools]]\nname = \"spot\"\nplatfrom = \"linux/arm64\"\n");
+    let ds = lint_text(&typo);
+    assert_eq!(codes(&ds), ["unknown-key"]);
+    assert_eq!(ds[0].help.as_deref(), Some("did you mean `platform`?"));
+    let clean = format!(
+        "{CLUSTER}[[cluster.pools]]\nname = \"spot\"\nplatform = \"linux/arm64\"\nlabels = {{ \"pool\" = \"spot\" }}\ntaints = [{{ key = \"spot\", effect = \"NoSchedule\" }}]\nresources = [\"nvidia.com/gpu\"]\n[cluster.variant_labels]\n\"cpu=zen4\" = \"v4\"\n"
+    );
+    assert_eq!(lint_text(&clean), []);
+    let cpu = format!(
+        "{CLUSTER}[[cluster.pools]]\nname = \"spot\"\nplatform = \"linux/arm64\"\nresources = [\"cpu\"]\n"
+    );
+    assert_eq!(codes(&lint_text(&cpu)), ["schema"], "not an extended resource");
+    let effect = format!(
+        "{CLUSTER}[[cluster.pools]]\nname = \"spot\"\nplatform = \"linux/arm64\"\ntaints = [{{ key = \"k\", effect = \"NoScheduel\" }}]\n"
+    );
+    assert_eq!(codes(&lint_text(&effect)), ["schema"]);
+    let contradicting = format!(
+        "{CLUSTER}[[cluster.pools]]\nname = \"spot\"\nplatform = \"linux/arm64\"\nlabels = {{ \"kubernetes.io/arch\" = \"amd64\" }}\n"
+    );
+    let ds = lint_text(&contradicting);
+    assert_eq!(codes(&ds), ["invalid"]);
+    assert!(
+        ds[0].message.contains("label kubernetes.io/arch=amd64 contradicts its platform linux/arm64"),
+        "{ds:?}"
+    );
+    let variant = format!("{CLUSTER}[cluster.variant_labels]\n\"cpu=zen4\" = \"fast\"\n");
+    let ds = lint_text(&variant);
+    assert!(
+        ds[0].message.contains("`fast` is not a CPU variant"),
+        "{ds:?}"
+    );
+}

@@ -237,3 +237,31 @@ fn an_image_built_only_for_x86_64_v3_is_matched_to_nodes_that_declare_it() {
         "{d:?}"
     );
 }
+
+#[test]
+fn a_daemonset_pod_bound_to_a_windows_node_or_a_slower_cpu_is_denied() {
+    let pinned = |node: &str| {
+        let mut p = pod(
+            &["homelab/x:1"],
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+            ]}}}}),
+        );
+        p["metadata"]["ownerReferences"] =
+            json!([{"kind": "DaemonSet", "name": "agent", "controller": true}]);
+        p
+    };
+    let (d, _) = decide_in(&policy(""), &extended(), &pinned("gauntlgrym"), &[X_AMD64], Stage::Mutate);
+    assert!(
+        denial(&d).contains("is bound to windows/amd64 nodes gauntlgrym, where it fails with exec format error: image homelab/x:1 (container \"c0\") is built for linux/amd64"),
+        "{d:?}"
+    );
+    let (d, _) = decide_in(&policy(""), &extended(), &pinned("regis"), &[X_AMD64], Stage::Mutate);
+    assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+    let v3 = &[("homelab/x:1", &["linux/amd64/v3"][..])];
+    let labelled = policy("[cluster.variant_labels]\n\"gpu.vendor=amd\" = \"v2\"\n");
+    let (d, _) = decide_in(&labelled, &extended(), &pinned("khelben"), v3, Stage::Mutate);
+    assert!(denial(&d).contains("is bound to amd64 nodes khelben"), "{d:?}");
+    let (d, _) = decide_in(&labelled, &extended(), &pinned("blackstaff"), v3, Stage::Mutate);
+    assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+}
