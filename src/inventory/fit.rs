@@ -227,6 +227,21 @@ pub fn describe_taint(t: &Taint) -> String {
 }
 
 impl Misfit {
+    /// How far the node got through the checks: among equally many nodes, the one that got
+    /// furthest is the nearest miss.
+    fn depth(&self) -> u8 {
+        match self {
+            Misfit::Os(_) => 0,
+            Misfit::Arch(_) => 1,
+            Misfit::Label { .. } => 2,
+            Misfit::Affinity => 3,
+            Misfit::Taint(_) => 4,
+            Misfit::Resource(_) => 5,
+            Misfit::Build { .. } => 6,
+            Misfit::Variant { .. } => 7,
+        }
+    }
+
     /// What the message says about the nodes this keeps out; `arch` words an architecture
     /// the images or limits rule out.
     fn reason(&self, arch: &dyn Fn(Arch) -> String) -> String {
@@ -251,8 +266,8 @@ impl Misfit {
     }
 }
 
-/// The misfits grouped by reason, the reasons with fewest nodes first (one node is named, the
-/// nearest miss): "elminster: tainted nvidia.com/gpu:NoSchedule (the pod does not tolerate
+/// The misfits grouped by reason, the reasons with fewest nodes first and, among those, the
+/// nodes that got furthest (one node is named: the nearest miss): "elminster: tainted nvidia.com/gpu:NoSchedule (the pod does not tolerate
 /// it); 5 arm64 nodes: the image x has no arm64 build; 8 nodes: no label gpu=true".
 pub fn describe(misfits: &[(&NodeInfo, Misfit)], arch: &dyn Fn(Arch) -> String) -> String {
     let mut groups: Vec<(String, Vec<&NodeInfo>, Option<&Misfit>)> = Vec::new();
@@ -263,7 +278,12 @@ pub fn describe(misfits: &[(&NodeInfo, Misfit)], arch: &dyn Fn(Arch) -> String) 
             None => groups.push((reason, vec![node], Some(m))),
         }
     }
-    groups.sort_by_key(|(_, nodes, _)| nodes.len());
+    groups.sort_by_key(|(_, nodes, m)| {
+        (
+            nodes.len(),
+            std::cmp::Reverse(m.map_or(0, Misfit::depth)),
+        )
+    });
     let mut out = String::new();
     for (reason, nodes, m) in groups {
         let sep = if out.is_empty() { "" } else { "; " };
