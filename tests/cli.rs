@@ -322,6 +322,31 @@ fn nodes_replace_the_policys_cluster() {
 }
 
 #[test]
+fn with_nodes_check_judges_every_node_and_names_why_none_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("report.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: report, namespace: shop}\nspec:\n  selector: {matchLabels: {app: report}}\n  template:\n    metadata: {labels: {app: report}}\n    spec:\n      nodeSelector: {nvidia.com/gpu.present: \"true\"}\n      containers: [{name: report, image: registry.example/shop/report:0.9.0}]\n",
+    )
+    .unwrap();
+    let out = check(&[
+        "--nodes",
+        "tests/fixtures/nodes/seed-extended.nodes.json",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("pod shop/report-<generated> cannot be scheduled on any node: elminster: tainted nvidia.com/gpu:NoSchedule (the pod does not tolerate it); gauntlgrym: runs windows; 6 arm64 nodes: the image registry.example/shop/report:0.9.0 has no arm64 build; 9 nodes: no label nvidia.com/gpu.present=true."),
+        "{}",
+        stdout(&out)
+    );
+    // Without nodes, only architectures are known: the same Deployment passes.
+    let out = check(&[manifest.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
+#[test]
 fn a_directory_of_many_manifests_is_checked_file_by_file() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..1500 {
