@@ -140,6 +140,50 @@ fn bench(c: &mut Criterion) {
     tracing::subscriber::with_default(subscriber, || {
         c.bench_function("log_line", |b| b.iter(|| review_line::log_review_line(17)));
     });
+
+    nodes(c, &rt, &cases[1].1);
+}
+
+/// The decision with 15,000 watched nodes (the seed's 14, repeated): a pod that fits (the scan
+/// stops at the first node that does) and one no node can take (every node judged, the message
+/// grouped).
+fn nodes(c: &mut Criterion, rt: &tokio::runtime::Runtime, body: &[u8]) {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/nodes/seed-cluster.nodes.json"))
+        .unwrap_or_default();
+    let seed = archgate::inventory::node::nodes_from_value(
+        serde_json::from_str(&text).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let many: Vec<_> = (0..15_000)
+        .map(|i| {
+            let mut n = seed[i % seed.len()].clone();
+            n.name = format!("{}-{i}", n.name);
+            n
+        })
+        .collect();
+    let admission = admission();
+    admission
+        .inventory
+        .store(Arc::new(archgate::inventory::Inventory::from_nodes(many)));
+    let now = admission.snapshot();
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let fits = decoded_pod(body);
+    let mut nowhere = decoded_pod(body);
+    nowhere.spec.node_selector = Some([("example.com/none".to_string(), "x".to_string())].into());
+    let mut group = c.benchmark_group("nodes_15000");
+    for (name, pod) in [("fits", &fits), ("fits_nowhere", &nowhere)] {
+        let decision = rt.block_on(now.decide(pod, "shop", Stage::Mutate, deadline));
+        assert_eq!(
+            matches!(decision.verdict, Verdict::Deny(_)),
+            name == "fits_nowhere",
+            "{name}: {:?}",
+            decision.verdict
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(now.decide(pod, "shop", Stage::Mutate, deadline)))
+        });
+    }
+    group.finish();
 }
 
 /// The pod of a review body, as the admission path decodes it.

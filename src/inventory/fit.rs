@@ -36,41 +36,41 @@ pub struct Demand<'a> {
 
 /// Why a node cannot take the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Misfit {
+pub enum Misfit<'a> {
     /// The node runs another OS.
-    Os(String),
+    Os(&'a str),
     /// The node's architecture is not among the demand's (`None`: a label archgate does not know).
     Arch(Option<Arch>),
     /// The node lacks a `nodeSelector` label.
-    Label { key: String, value: String },
+    Label { key: &'a str, value: &'a str },
     /// No required node affinity term matches.
     Affinity,
-    Taint(Taint),
-    Resource(String),
+    Taint(&'a Taint),
+    Resource(&'a str),
     /// The node's CPU variant is lower than an image needs.
     Variant {
         has: String,
         need: String,
-        image: String,
+        image: &'a str,
     },
     /// The node's Windows build is not one the image was built for.
-    Build { has: String, image: String },
+    Build { has: &'a str, image: &'a str },
 }
 
 /// Why a node that fits cannot take the pod right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hold {
+pub enum Hold<'a> {
     Cordoned,
     /// A taint the node lifecycle controller sets and lifts (`node.kubernetes.io/not-ready`).
-    Condition(String),
+    Condition(&'a Taint),
 }
 
 /// The nodes judged.
 #[derive(Debug, Default)]
 pub struct Fit<'a> {
     pub fits: Vec<&'a NodeInfo>,
-    pub held: Vec<(&'a NodeInfo, Hold)>,
-    pub misfits: Vec<(&'a NodeInfo, Misfit)>,
+    pub held: Vec<(&'a NodeInfo, Hold<'a>)>,
+    pub misfits: Vec<(&'a NodeInfo, Misfit<'a>)>,
     /// Fitting nodes whose CPU variant nothing declares while an image needs one above the
     /// architecture's baseline: counted as fits, and said.
     pub unchecked: Vec<(&'a NodeInfo, String)>,
@@ -86,12 +86,13 @@ fn baseline(arch: Arch) -> &'static str {
     }
 }
 
-/// Judges every node; `variant_of` says which CPU variant a node declares.
-pub fn judge<'a, 'n>(
-    nodes: impl IntoIterator<Item = &'n NodeInfo>,
-    demand: &Demand<'a>,
-    variant_of: impl Fn(&'n NodeInfo) -> Option<&'n str>,
-) -> Fit<'n> {
+/// Judges the nodes, up to the first that fits when no CPU variant is in question (`fits`
+/// then holds that one); `variant_of` says which CPU variant a node declares.
+pub fn judge<'a>(
+    nodes: impl IntoIterator<Item = &'a NodeInfo>,
+    demand: &'a Demand<'_>,
+    variant_of: impl Fn(&'a NodeInfo) -> Option<&'a str>,
+) -> Fit<'a> {
     let mut fit = Fit::default();
     for node in nodes {
         match misfit(node, demand, &variant_of) {
@@ -104,6 +105,11 @@ pub fn judge<'a, 'n>(
                     Some(h) => fit.held.push((node, h)),
                     None => fit.fits.push(node),
                 }
+                // One fitting node settles it unless CPU variants are in question, whose
+                // warnings name every node: a big cluster is not scanned per pod.
+                if !fit.fits.is_empty() && demand.variants.is_empty() {
+                    return fit;
+                }
             }
         }
     }
@@ -113,13 +119,13 @@ pub fn judge<'a, 'n>(
 /// The first reason `node` cannot take the pod, in the order users fix them: what the images
 /// need of the node's OS and architecture, what the pod asks, then the CPU. `Ok(Some(variant))`
 /// when it fits but the variant the images need could not be checked.
-fn misfit<'n>(
-    node: &'n NodeInfo,
-    demand: &Demand<'_>,
-    variant_of: &impl Fn(&'n NodeInfo) -> Option<&'n str>,
-) -> Result<Option<String>, Misfit> {
+fn misfit<'a>(
+    node: &'a NodeInfo,
+    demand: &'a Demand<'_>,
+    variant_of: &impl Fn(&'a NodeInfo) -> Option<&'a str>,
+) -> Result<Option<String>, Misfit<'a>> {
     if node.os != demand.os {
-        return Err(Misfit::Os(node.os.clone()));
+        return Err(Misfit::Os(&node.os));
     }
     if !node.arch.is_some_and(|a| demand.archs.contains(a)) {
         return Err(Misfit::Arch(node.arch));
@@ -129,10 +135,7 @@ fn misfit<'n>(
         .iter()
         .find(|(k, v)| node.labels.get(*k) != Some(*v))
     {
-        return Err(Misfit::Label {
-            key: key.clone(),
-            value: value.clone(),
-        });
+        return Err(Misfit::Label { key, value });
     }
     if !demand.terms.is_empty() && !demand.terms.iter().any(|t| term_matches(t, node)) {
         return Err(Misfit::Affinity);
@@ -142,24 +145,24 @@ fn misfit<'n>(
         .iter()
         .find(|t| !is_condition(t) && !tolerated(t, &demand.tolerations, false))
     {
-        return Err(Misfit::Taint(t.clone()));
+        return Err(Misfit::Taint(t));
     }
     if let Some(r) = demand
         .resources
         .iter()
         .find(|r| !node.extended_resources.iter().any(|e| e == *r))
     {
-        return Err(Misfit::Resource(r.to_string()));
+        return Err(Misfit::Resource(r));
     }
     cpu_misfit(node, demand, variant_of)
 }
 
 /// Whether the node's OS, architecture, CPU variant and Windows build run the images, whatever
 /// the pod asks: for pods already bound to their node. A variant nothing declares passes.
-pub fn runs_images<'n>(
-    node: &'n NodeInfo,
-    demand: &Demand<'_>,
-    variant_of: impl Fn(&'n NodeInfo) -> Option<&'n str>,
+pub fn runs_images<'a>(
+    node: &'a NodeInfo,
+    demand: &'a Demand<'_>,
+    variant_of: impl Fn(&'a NodeInfo) -> Option<&'a str>,
 ) -> bool {
     node.os == demand.os
         && node.arch.is_some_and(|a| demand.archs.contains(a))
@@ -167,18 +170,18 @@ pub fn runs_images<'n>(
 }
 
 /// The Windows build and CPU variant checks.
-fn cpu_misfit<'n>(
-    node: &'n NodeInfo,
-    demand: &Demand<'_>,
-    variant_of: &impl Fn(&'n NodeInfo) -> Option<&'n str>,
-) -> Result<Option<String>, Misfit> {
+fn cpu_misfit<'a>(
+    node: &'a NodeInfo,
+    demand: &'a Demand<'_>,
+    variant_of: &impl Fn(&'a NodeInfo) -> Option<&'a str>,
+) -> Result<Option<String>, Misfit<'a>> {
     if let Some((_, image)) = demand.builds.iter().find(|(builds, _)| {
         node.windows_build()
             .is_some_and(|b| !builds.iter().any(|v| v == b || v.starts_with(&format!("{b}."))))
     }) {
         return Err(Misfit::Build {
-            has: node.windows_build().unwrap_or_default().to_string(),
-            image: image.to_string(),
+            has: node.windows_build().unwrap_or_default(),
+            image,
         });
     }
     let mut unchecked = None;
@@ -189,7 +192,7 @@ fn cpu_misfit<'n>(
                     return Err(Misfit::Variant {
                         has: format!("{arch}/{has}"),
                         need: format!("{arch}/{need}"),
-                        image: image.to_string(),
+                        image,
                     });
                 }
             }
@@ -208,14 +211,14 @@ fn is_condition(taint: &Taint) -> bool {
         || taint.key == "node.cloudprovider.kubernetes.io/uninitialized"
 }
 
-fn hold(node: &NodeInfo, demand: &Demand<'_>) -> Option<Hold> {
+fn hold<'a>(node: &'a NodeInfo, demand: &Demand<'_>) -> Option<Hold<'a>> {
     if node.unschedulable {
         return Some(Hold::Cordoned);
     }
     node.taints
         .iter()
         .find(|t| is_condition(t) && !tolerated(t, &demand.tolerations, false))
-        .map(|t| Hold::Condition(describe_taint(t)))
+        .map(Hold::Condition)
 }
 
 /// "key=value:Effect", as `kubectl taint` writes it.
@@ -226,7 +229,7 @@ pub fn describe_taint(t: &Taint) -> String {
     }
 }
 
-impl Misfit {
+impl Misfit<'_> {
     /// How far the node got through the checks: among equally many nodes, the one that got
     /// furthest is the nearest miss.
     fn depth(&self) -> u8 {
@@ -269,42 +272,37 @@ impl Misfit {
 /// The misfits grouped by reason, the reasons with fewest nodes first and, among those, the
 /// nodes that got furthest (one node is named: the nearest miss): "elminster: tainted nvidia.com/gpu:NoSchedule (the pod does not tolerate
 /// it); 5 arm64 nodes: the image x has no arm64 build; 8 nodes: no label gpu=true".
-pub fn describe(misfits: &[(&NodeInfo, Misfit)], arch: &dyn Fn(Arch) -> String) -> String {
-    let mut groups: Vec<(String, Vec<&NodeInfo>, Option<&Misfit>)> = Vec::new();
+pub fn describe(misfits: &[(&NodeInfo, Misfit<'_>)], arch: &dyn Fn(Arch) -> String) -> String {
+    // Grouped by the misfit itself, so a big cluster's nodes cost a comparison each, and the
+    // words are written once per group.
+    let mut groups: Vec<(&Misfit<'_>, &NodeInfo, usize)> = Vec::new();
     for (node, m) in misfits {
-        let reason = m.reason(arch);
-        match groups.iter_mut().find(|(r, _, _)| *r == reason) {
-            Some((_, nodes, _)) => nodes.push(node),
-            None => groups.push((reason, vec![node], Some(m))),
+        match groups.iter_mut().find(|(g, _, _)| *g == m) {
+            Some((_, _, count)) => *count += 1,
+            None => groups.push((m, node, 1)),
         }
     }
-    groups.sort_by_key(|(_, nodes, m)| {
-        (
-            nodes.len(),
-            std::cmp::Reverse(m.map_or(0, Misfit::depth)),
-        )
-    });
+    groups.sort_by_key(|(m, _, count)| (*count, std::cmp::Reverse(m.depth())));
     let mut out = String::new();
-    for (reason, nodes, m) in groups {
+    for (m, first, count) in groups {
         let sep = if out.is_empty() { "" } else { "; " };
-        let _ = match (nodes.as_slice(), m) {
-            ([one], _) => write!(out, "{sep}{}: {reason}", one.name),
-            (many, Some(Misfit::Arch(Some(a)))) => {
-                write!(out, "{sep}{} {a} nodes: {reason}", many.len())
-            }
-            (many, _) => write!(out, "{sep}{} nodes: {reason}", many.len()),
+        let reason = m.reason(arch);
+        let _ = match (count, m) {
+            (1, _) => write!(out, "{sep}{}: {reason}", first.name),
+            (_, Misfit::Arch(Some(a))) => write!(out, "{sep}{count} {a} nodes: {reason}"),
+            _ => write!(out, "{sep}{count} nodes: {reason}"),
         };
     }
     out
 }
 
 /// "mirt (cordoned), volo (node.kubernetes.io/not-ready:NoSchedule)".
-pub fn describe_held(held: &[(&NodeInfo, Hold)]) -> String {
+pub fn describe_held(held: &[(&NodeInfo, Hold<'_>)]) -> String {
     let parts: Vec<String> = held
         .iter()
         .map(|(n, h)| match h {
             Hold::Cordoned => format!("{} (cordoned)", n.name),
-            Hold::Condition(t) => format!("{} ({t})", n.name),
+            Hold::Condition(t) => format!("{} ({})", n.name, describe_taint(t)),
         })
         .collect();
     parts.join(", ")

@@ -41,7 +41,7 @@ fn no_variant(_: &NodeInfo) -> Option<&str> {
     None
 }
 
-fn one_misfit(n: &NodeInfo, d: &Demand<'_>) -> Misfit {
+fn one_misfit<'a>(n: &'a NodeInfo, d: &'a Demand<'_>) -> Misfit<'a> {
     let fit = judge([n], d, no_variant);
     assert!(fit.fits.is_empty(), "{fit:?}");
     fit.misfits
@@ -64,7 +64,7 @@ fn the_os_and_the_architecture_come_first() {
         &["metadata", "labels", "kubernetes.io/os"],
         json!("windows"),
     ));
-    assert_eq!(one_misfit(&win, &demand()), Misfit::Os("windows".into()));
+    assert_eq!(one_misfit(&win, &demand()), Misfit::Os("windows"));
     let arm = node(with(
         amd64("p"),
         &["metadata", "labels", "kubernetes.io/arch"],
@@ -81,8 +81,8 @@ fn node_selector_affinity_and_match_fields_rule_nodes_out() {
     assert_eq!(
         one_misfit(&n, &d),
         Misfit::Label {
-            key: "gpu".into(),
-            value: "true".into()
+            key: "gpu",
+            value: "true"
         }
     );
     let pod: Pod = serde_json::from_value(json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
@@ -102,7 +102,8 @@ fn node_selector_affinity_and_match_fields_rule_nodes_out() {
 fn taints_keep_pods_off_unless_tolerated_and_prefer_no_schedule_never_does() {
     let taint = |effect: &str| json!([{"key": "nvidia.com/gpu", "value": "present", "effect": effect}]);
     let n = node(with(amd64("e"), &["spec", "taints"], taint("NoSchedule")));
-    let m = one_misfit(&n, &demand());
+    let plain = demand();
+    let m = one_misfit(&n, &plain);
     assert_eq!(
         m.reason(&|_| String::new()),
         "tainted nvidia.com/gpu=present:NoSchedule (the pod does not tolerate it)"
@@ -126,7 +127,8 @@ fn cordoned_and_not_ready_nodes_hold_the_pod_rather_than_refuse_it() {
         &["spec", "taints"],
         json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]),
     ));
-    let fit = judge([&cordoned, &not_ready], &demand(), no_variant);
+    let plain = demand();
+    let fit = judge([&cordoned, &not_ready], &plain, no_variant);
     assert!(fit.fits.is_empty() && fit.misfits.is_empty(), "{fit:?}");
     assert_eq!(
         describe_held(&fit.held),
@@ -145,7 +147,7 @@ fn extended_resources_must_be_offered() {
         resources: vec!["nvidia.com/gpu"],
         ..demand()
     };
-    assert_eq!(one_misfit(&n, &d), Misfit::Resource("nvidia.com/gpu".into()));
+    assert_eq!(one_misfit(&n, &d), Misfit::Resource("nvidia.com/gpu"));
     let d = Demand {
         resources: vec!["amd.com/gpu"],
         ..demand()

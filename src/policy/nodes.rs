@@ -40,14 +40,13 @@ pub(super) fn pod_os<'a>(pod: &'a Pod, images: &[ImageFacts<'_>]) -> &'a str {
 
 /// The nodes a decision judges: those of a node inventory (not the static one, which names no
 /// node) and the policy's pools. `None` when there are none to judge.
-fn nodes<'a>(policy: &'a Policy, inventory: &'a Inventory) -> Option<Vec<&'a NodeInfo>> {
-    let live = (inventory.source == InventorySource::Nodes).then_some(&inventory.nodes);
-    let all: Vec<&NodeInfo> = live
-        .into_iter()
-        .flatten()
-        .chain(&policy.cluster.pools)
-        .collect();
-    (inventory.source == InventorySource::Nodes && !all.is_empty()).then_some(all)
+fn nodes<'a>(
+    policy: &'a Policy,
+    inventory: &'a Inventory,
+) -> Option<impl Iterator<Item = &'a NodeInfo> + Clone> {
+    let watched = inventory.source == InventorySource::Nodes;
+    (watched && !(inventory.nodes.is_empty() && policy.cluster.pools.is_empty()))
+        .then(|| inventory.nodes.iter().chain(&policy.cluster.pools))
 }
 
 /// What a pod asks of a node on `os`, where its images run on `archs`, with archgate's own
@@ -142,7 +141,7 @@ pub(super) fn judge<'a>(
             fit::describe_held(&held)
         ));
     }
-    let slow: Vec<(&NodeInfo, Misfit)> = misfits
+    let slow: Vec<(&NodeInfo, Misfit<'_>)> = misfits
         .into_iter()
         .filter(|(_, m)| matches!(m, Misfit::Variant { .. }))
         .collect();
@@ -165,7 +164,7 @@ pub(super) fn judge<'a>(
 /// Whether a pod on another OS than linux is left alone: neither the nodes nor the pools have
 /// that OS, so the policy (which places linux pods) has nothing to say about it.
 pub(super) fn left_alone(policy: &Policy, inventory: &Inventory, os: &str) -> bool {
-    nodes(policy, inventory).is_none_or(|n| !n.iter().any(|n| n.os == os))
+    nodes(policy, inventory).is_none_or(|mut n| !n.any(|n| n.os == os))
 }
 
 /// Why nodes of `arch` are ruled out for a linux pod: the first image without a build for it,
