@@ -42,7 +42,10 @@ pub enum Misfit<'a> {
     /// The node's architecture is not among the demand's (`None`: a label archgate does not know).
     Arch(Option<Arch>),
     /// The node lacks a `nodeSelector` label.
-    Label { key: &'a str, value: &'a str },
+    Label {
+        key: &'a str,
+        value: &'a str,
+    },
     /// No required node affinity term matches.
     Affinity,
     Taint(&'a Taint),
@@ -54,7 +57,10 @@ pub enum Misfit<'a> {
         image: &'a str,
     },
     /// The node's Windows build is not one the image was built for.
-    Build { has: &'a str, image: &'a str },
+    Build {
+        has: &'a str,
+        image: &'a str,
+    },
 }
 
 /// Why a node that fits cannot take the pod right now.
@@ -176,8 +182,11 @@ fn cpu_misfit<'a>(
     variant_of: &impl Fn(&'a NodeInfo) -> Option<&'a str>,
 ) -> Result<Option<String>, Misfit<'a>> {
     if let Some((_, image)) = demand.builds.iter().find(|(builds, _)| {
-        node.windows_build()
-            .is_some_and(|b| !builds.iter().any(|v| v == b || v.starts_with(&format!("{b}."))))
+        node.windows_build().is_some_and(|b| {
+            !builds
+                .iter()
+                .any(|v| v == b || v.starts_with(&format!("{b}.")))
+        })
     }) {
         return Err(Misfit::Build {
             has: node.windows_build().unwrap_or_default(),
@@ -185,17 +194,20 @@ fn cpu_misfit<'a>(
         });
     }
     let mut unchecked = None;
-    for (arch, need, image) in demand.variants.iter().filter(|(a, _, _)| node.arch == Some(*a)) {
+    for (arch, need, image) in demand
+        .variants
+        .iter()
+        .filter(|(a, _, _)| node.arch == Some(*a))
+    {
         match variant_of(node) {
-            Some(has) => {
-                if runs_variant(has, need) == Some(false) {
-                    return Err(Misfit::Variant {
-                        has: format!("{arch}/{has}"),
-                        need: format!("{arch}/{need}"),
-                        image,
-                    });
-                }
+            Some(has) if runs_variant(has, need) == Some(false) => {
+                return Err(Misfit::Variant {
+                    has: format!("{arch}/{has}"),
+                    need: format!("{arch}/{need}"),
+                    image,
+                });
             }
+            Some(_) => {}
             None if runs_variant(baseline(*arch), need) == Some(false) => {
                 unchecked = Some(format!("{arch}/{need}"));
             }

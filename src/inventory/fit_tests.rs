@@ -85,9 +85,11 @@ fn node_selector_affinity_and_match_fields_rule_nodes_out() {
             value: "true"
         }
     );
-    let pod: Pod = serde_json::from_value(json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
+    let pod: Pod = serde_json::from_value(
+        json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]}]}}}}}))
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]}]}}}}}),
+    )
     .unwrap_or_default();
     let d = Demand {
         terms: pod.required_terms(),
@@ -100,7 +102,8 @@ fn node_selector_affinity_and_match_fields_rule_nodes_out() {
 
 #[test]
 fn taints_keep_pods_off_unless_tolerated_and_prefer_no_schedule_never_does() {
-    let taint = |effect: &str| json!([{"key": "nvidia.com/gpu", "value": "present", "effect": effect}]);
+    let taint =
+        |effect: &str| json!([{"key": "nvidia.com/gpu", "value": "present", "effect": effect}]);
     let n = node(with(amd64("e"), &["spec", "taints"], taint("NoSchedule")));
     let plain = demand();
     let m = one_misfit(&n, &plain);
@@ -115,7 +118,11 @@ fn taints_keep_pods_off_unless_tolerated_and_prefer_no_schedule_never_does() {
         ..Toleration::default()
     });
     assert_eq!(judge([&n], &d, no_variant).fits.len(), 1);
-    let soft = node(with(amd64("s"), &["spec", "taints"], taint("PreferNoSchedule")));
+    let soft = node(with(
+        amd64("s"),
+        &["spec", "taints"],
+        taint("PreferNoSchedule"),
+    ));
     assert_eq!(judge([&soft], &demand(), no_variant).fits.len(), 1);
 }
 
@@ -159,17 +166,29 @@ fn extended_resources_must_be_offered() {
 fn cpu_variants_are_matched_where_nodes_declare_them_and_said_where_they_do_not() {
     let v2 = node(with(
         amd64("old"),
-        &["metadata", "labels", "feature.node.kubernetes.io/cpu-cpuid.AVX"],
+        &[
+            "metadata",
+            "labels",
+            "feature.node.kubernetes.io/cpu-cpuid.AVX",
+        ],
         json!("true"),
     ));
     let mut v3 = with(
         amd64("new"),
-        &["metadata", "labels", "feature.node.kubernetes.io/cpu-cpuid.AVX2"],
+        &[
+            "metadata",
+            "labels",
+            "feature.node.kubernetes.io/cpu-cpuid.AVX2",
+        ],
         json!("true"),
     );
     v3 = with(
         v3,
-        &["metadata", "labels", "feature.node.kubernetes.io/cpu-cpuid.FMA3"],
+        &[
+            "metadata",
+            "labels",
+            "feature.node.kubernetes.io/cpu-cpuid.FMA3",
+        ],
         json!("true"),
     );
     let v3 = node(v3);

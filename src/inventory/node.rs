@@ -31,7 +31,12 @@ const NFD_CPUID: &str = "feature.node.kubernetes.io/cpu-cpuid.";
 /// out the flags every x86-64 CPU has (SSE4.2, POPCNT, ...), so each level is read from the
 /// flags that first appear with it: AVX-512 for v4, AVX2 with FMA for v3, AVX for v2.
 fn amd64_level(labels: &BTreeMap<String, String>) -> Option<&'static str> {
-    let has = |flag: &str| labels.get(&format!("{NFD_CPUID}{flag}")).map(String::as_str) == Some("true");
+    let has = |flag: &str| {
+        labels
+            .get(&format!("{NFD_CPUID}{flag}"))
+            .map(String::as_str)
+            == Some("true")
+    };
     if ["AVX512F", "AVX512BW", "AVX512CD", "AVX512DQ", "AVX512VL"]
         .iter()
         .all(|f| has(f))

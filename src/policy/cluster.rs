@@ -128,7 +128,10 @@ pub fn compile(spec: &ClusterSpec) -> Result<Cluster, (std::ops::Range<usize>, S
         if pools.iter().any(|p| p.name == pool.name) {
             return Err((
                 spanned.span(),
-                format!("two cluster.pools are named \"{}\": make the names unique", spanned.get_ref().name),
+                format!(
+                    "two cluster.pools are named \"{}\": make the names unique",
+                    spanned.get_ref().name
+                ),
             ));
         }
         if pool.os == "linux" {
@@ -182,8 +185,8 @@ fn pool(spec: &PoolSpec) -> Result<NodeInfo, String> {
         match labels.get(key) {
             Some(have) if have != want => {
                 return Err(format!(
-                    "cluster.pools \"{name}\": label {key}={have} contradicts its platform {platform}"
-                ))
+                "cluster.pools \"{name}\": label {key}={have} contradicts its platform {platform}"
+            ))
             }
             Some(_) => {}
             None => {

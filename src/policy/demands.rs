@@ -2,13 +2,13 @@
 //! the nodes a bound pod is aimed at, and the rule's preferences it lacks. Pure functions over
 //! the pod, the policy and the inventory, which [`super::evaluate`] combines.
 
+use super::cluster::Cluster;
 use super::evaluate::{ImageFacts, ARCH_LABEL};
 use super::explain::{describe_images, node_names};
 use super::{GpuVendor, Policy, Preference, Rule};
 use crate::arch::{Arch, ArchSet};
-use crate::inventory::placement::{eligible_nodes, pinned_nodes};
-use super::cluster::Cluster;
 use crate::inventory::fit::runs_images;
+use crate::inventory::placement::{eligible_nodes, pinned_nodes};
 use crate::inventory::{Inventory, NodeInfo};
 use crate::pod::{DisplayName, Pod, Toleration};
 

@@ -7,9 +7,9 @@
 //! denied there, so a failed-open mutating webhook cannot let a pod through unchecked.
 
 use super::demands::{bound_problem, gpu_needs, missing_preferences, requested_vendors};
-use super::nodes;
 use super::explain::{describe_images, describe_toleration};
 use super::model::{Mode, UnknownImages};
+use super::nodes;
 use super::{gate, Policy, Preference, Rule};
 use crate::arch::ArchSet;
 use crate::inventory::Inventory;
@@ -18,6 +18,8 @@ use crate::platforms::Lookup;
 use crate::pod::{ContainerKind, Pod, Toleration};
 
 pub use super::demands::demanded_archs;
+pub use super::ephemeral::evaluate_ephemeral;
+pub use super::outcome::Outcome;
 
 /// The annotation that records archgate's decision on a pod.
 pub const ARCH_ANNOTATION: &str = "archgate.io/architectures";
@@ -94,56 +96,6 @@ pub struct Decision {
     pub warnings: Vec<String>,
 }
 
-/// What happened to one review or object, as metrics, logs, audit annotations, `check` and
-/// `archgate test` name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Allow,
-    Patch,
-    /// Admitted behind archgate's scheduling gate.
-    Gate,
-    Deny,
-    /// Allowed, with warnings.
-    Warn,
-    /// Nothing for archgate to decide (an UPDATE, a kind without pods).
-    Skip,
-    /// A kind archgate does not handle, allowed with a warning.
-    Unhandled,
-}
-
-impl Outcome {
-    /// Every outcome, in the order metrics list them.
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Allow,
-        Outcome::Patch,
-        Outcome::Gate,
-        Outcome::Deny,
-        Outcome::Warn,
-        Outcome::Skip,
-        Outcome::Unhandled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allow => "allow",
-            Outcome::Patch => "patch",
-            Outcome::Gate => "gate",
-            Outcome::Deny => "deny",
-            Outcome::Warn => "warn",
-            Outcome::Skip => "skip",
-            Outcome::Unhandled => "unhandled",
-        }
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // `pad`, so `{:<5}` lines outcomes up in `check`'s text output.
-        f.pad(self.as_str())
-    }
-}
-
 impl Decision {
     /// The outcome this decision is reported as.
     pub fn outcome(&self) -> Outcome {
@@ -159,11 +111,11 @@ impl Decision {
 
 /// Deny reasons and warnings collected while evaluating.
 #[derive(Default)]
-struct Findings {
+pub(super) struct Findings {
     /// Reasons to deny (warnings in `warn` mode).
-    problems: Vec<String>,
+    pub(super) problems: Vec<String>,
     /// Always warnings.
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
 /// Decides for a pod in `namespace` (its labels matter to rules with a `namespace_selector`) whose scheduling containers' images are `images`.
@@ -217,7 +169,11 @@ pub fn evaluate(
             Some(p) if mode != Mode::Warn => {
                 decision(Verdict::Deny(deny_message(&[p])), archs, found.notes)
             }
-            p => decision(Verdict::Allow, archs, p.into_iter().chain(found.notes).collect()),
+            p => decision(
+                Verdict::Allow,
+                archs,
+                p.into_iter().chain(found.notes).collect(),
+            ),
         };
     }
     let cluster_archs = inventory.archs.union(policy.cluster.pool_archs);
@@ -275,7 +231,15 @@ pub fn evaluate(
     let needs_archs = !bound && !candidates.is_empty() && !reachable.is_subset(candidates);
     let needs_gpu = !bound && (!gpu_selector.is_empty() || !gpu_tolerations.is_empty());
     if bound && !candidates.is_empty() && !gating {
-        if let Some(problem) = bound_problem(&policy.cluster, inventory, pod, images, supported, &who, compat) {
+        if let Some(problem) = bound_problem(
+            &policy.cluster,
+            inventory,
+            pod,
+            images,
+            supported,
+            &who,
+            compat,
+        ) {
             // A bound pod cannot be re-placed. One aimed at a known node that cannot run it is
             // denied in mutate and validate modes (its controller retries, the user reads why);
             // where the node is not known (a static inventory, a template), only validate mode
@@ -374,77 +338,8 @@ pub fn evaluate(
     }
 }
 
-/// Checks ephemeral containers (`kubectl debug`) against the node their pod runs on. They never
-/// change scheduling, so this only allows, warns or denies, at the validating stage.
-pub fn evaluate_ephemeral(
-    policy: &Policy,
-    inventory: &Inventory,
-    pod: &Pod,
-    namespace: &Namespace,
-    images: &[ImageFacts<'_>],
-    stage: Stage,
-) -> Decision {
-    let (rule, mode) = rule_and_mode(policy, pod, namespace);
-    let mut decision = Decision {
-        verdict: Verdict::Allow,
-        mode,
-        rule: rule.map(|r| r.name.clone()),
-        architectures: ArchSet::EMPTY,
-        warnings: Vec::new(),
-    };
-    if mode == Mode::Off || stage == Stage::Mutate {
-        return decision;
-    }
-    let unknown = rule
-        .and_then(|r| r.unknown_images)
-        .unwrap_or(policy.default_unknown_images);
-    let mut found = Findings::default();
-    let supported = image_archs(
-        images,
-        unknown,
-        false,
-        policy.compatible_execution,
-        &mut found,
-    );
-    // Where the pod runs: its node's architecture when the inventory knows the node, else every
-    // architecture the pod could have been placed on.
-    let node = pod
-        .spec
-        .node_name
-        .as_deref()
-        .and_then(|n| inventory.node(n));
-    let running_on = match node.and_then(|n| n.arch) {
-        Some(a) => ArchSet::of([a]),
-        None => inventory.archs.intersect(demanded_archs(pod)),
-    };
-    decision.architectures = running_on;
-    if !running_on.is_subset(supported) {
-        let lacking = running_on.minus(supported);
-        let place = node.map_or_else(
-            || format!("{lacking} nodes"),
-            |n| format!("node {} ({lacking})", n.name),
-        );
-        found.problems.push(format!(
-            "ephemeral container for pod {} would run on {place}, which its image cannot: {}",
-            pod.display_name(&namespace.name),
-            describe_images(images, lacking, inventory.archs, policy.compatible_execution)
-        ));
-    }
-    match (mode, found.problems.is_empty()) {
-        (Mode::Warn, _) | (_, true) => {
-            found.problems.extend(found.notes);
-            decision.warnings = found.problems;
-        }
-        _ => {
-            decision.verdict = Verdict::Deny(deny_message(&found.problems));
-            decision.warnings = found.notes;
-        }
-    }
-    decision
-}
-
 /// The rule that decides for the pod, and the mode it (or the defaults) sets.
-fn rule_and_mode<'p>(
+pub(super) fn rule_and_mode<'p>(
     policy: &'p Policy,
     pod: &Pod,
     namespace: &Namespace,
@@ -456,13 +351,13 @@ fn rule_and_mode<'p>(
     )
 }
 
-fn deny_message(problems: &[String]) -> String {
+pub(super) fn deny_message(problems: &[String]) -> String {
     format!("archgate: {}", problems.join("; "))
 }
 
 /// The architectures every image runs on, with unknown and invalid images reported per policy.
 /// With `gating`, failed lookups are left to the placement controller and reported nowhere.
-fn image_archs(
+pub(super) fn image_archs(
     images: &[ImageFacts<'_>],
     unknown: UnknownImages,
     gating: bool,

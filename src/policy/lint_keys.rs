@@ -5,7 +5,12 @@ pub(super) fn known_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &["cluster", "defaults", "rules", "gpu", "placement"],
         "placement" => &["templates", "on_lookup_timeout", "give_up_after"],
-        "cluster" => &["platforms", "compatible_execution", "pools", "variant_labels"],
+        "cluster" => &[
+            "platforms",
+            "compatible_execution",
+            "pools",
+            "variant_labels",
+        ],
         "cluster.pools" => &["name", "platform", "labels", "taints", "resources"],
         "cluster.pools.taints" => &["key", "value", "effect"],
         "defaults" => &["mode", "unknown_images", "on_overload"],

@@ -157,7 +157,11 @@ fn pools_and_variant_labels_are_linted() {
     let cpu = format!(
         "{CLUSTER}[[cluster.pools]]\nname = \"spot\"\nplatform = \"linux/arm64\"\nresources = [\"cpu\"]\n"
     );
-    assert_eq!(codes(&lint_text(&cpu)), ["schema"], "not an extended resource");
+    assert_eq!(
+        codes(&lint_text(&cpu)),
+        ["schema"],
+        "not an extended resource"
+    );
     let effect = format!(
         "{CLUSTER}[[cluster.pools]]\nname = \"spot\"\nplatform = \"linux/arm64\"\ntaints = [{{ key = \"k\", effect = \"NoScheduel\" }}]\n"
     );
@@ -168,7 +172,9 @@ fn pools_and_variant_labels_are_linted() {
     let ds = lint_text(&contradicting);
     assert_eq!(codes(&ds), ["invalid"]);
     assert!(
-        ds[0].message.contains("label kubernetes.io/arch=amd64 contradicts its platform linux/arm64"),
+        ds[0]
+            .message
+            .contains("label kubernetes.io/arch=amd64 contradicts its platform linux/arm64"),
         "{ds:?}"
     );
     let variant = format!("{CLUSTER}[cluster.variant_labels]\n\"cpu=zen4\" = \"fast\"\n");

@@ -2,12 +2,14 @@
 
 pub mod cluster;
 mod demands;
-mod nodes;
+mod ephemeral;
 pub mod evaluate;
 pub mod explain;
 pub mod gate;
 pub mod lint;
 pub mod model;
+mod nodes;
+mod outcome;
 
 use crate::arch::ArchSet;
 use crate::namespace::Namespace;

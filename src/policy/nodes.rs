@@ -210,8 +210,14 @@ pub(super) fn arch_reason(
             r.architectures.unwrap_or_default()
         );
     }
-    if let Some((resource, v)) = vendors.iter().find(|(_, v)| !v.architectures.contains(arch)) {
-        return format!("{resource} ({} GPUs) is on {} nodes", v.name, v.architectures);
+    if let Some((resource, v)) = vendors
+        .iter()
+        .find(|(_, v)| !v.architectures.contains(arch))
+    {
+        return format!(
+            "{resource} ({} GPUs) is on {} nodes",
+            v.name, v.architectures
+        );
     }
     if !demanded.contains(arch) {
         return format!("the pod's nodeSelector/affinity allows {demanded}");

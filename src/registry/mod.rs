@@ -13,6 +13,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod credentials;
+mod error;
 mod fetch;
 pub mod guard;
 mod http;

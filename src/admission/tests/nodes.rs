@@ -63,9 +63,9 @@ fn validate_mode_denies_and_warn_mode_warns_with_the_same_words() {
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(out, p, "warn mode never patches");
     assert!(
-        d.warnings
-            .iter()
-            .any(|w| w.starts_with("pod shop/p cannot be scheduled on any node: elminster: tainted")),
+        d.warnings.iter().any(
+            |w| w.starts_with("pod shop/p cannot be scheduled on any node: elminster: tainted")
+        ),
         "{:?}",
         d.warnings
     );
@@ -108,7 +108,13 @@ fn an_extended_resource_no_node_offers_is_denied_unless_a_pool_offers_it() {
     assert!(matches!(d.verdict, Verdict::Patch(_)), "{d:?}");
     // The static inventory names no node: nothing to judge.
     let pol = policy("");
-    let (d, _) = decide_in(&pol, &pol.static_inventory(), &fpga, &[X_AMD64], Stage::Mutate);
+    let (d, _) = decide_in(
+        &pol,
+        &pol.static_inventory(),
+        &fpga,
+        &[X_AMD64],
+        Stage::Mutate,
+    );
     assert!(matches!(d.verdict, Verdict::Patch(_)), "{d:?}");
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
 }
@@ -146,7 +152,8 @@ fn a_pool_that_scales_from_zero_counts_as_an_architecture_the_cluster_has() {
     let (d, out) = decide_in(&pooled, &amd64_only, &p, arm, Stage::Mutate);
     // The pool is tainted and the pod does not tolerate it: no node, not even the pool, fits.
     assert!(
-        denial(&d).contains("pool pi-spot: tainted spot=true:NoSchedule (the pod does not tolerate it)"),
+        denial(&d)
+            .contains("pool pi-spot: tainted spot=true:NoSchedule (the pod does not tolerate it)"),
         "{d:?}"
     );
     let mut tolerating = p.clone();
@@ -167,14 +174,22 @@ fn windows_pods_are_left_alone_by_a_linux_cluster_and_judged_where_windows_nodes
     let image = &[("mcr/iis:1", &["windows/amd64@10.0.20348.2340"][..])];
     // No Windows node or pool: not archgate's business, and never "no linux nodes".
     let (d, out) = decide_in(&policy(""), &seed(), &win, image, Stage::Mutate);
-    assert_eq!((&d.verdict, d.warnings.len()), (&Verdict::Allow, 0), "{d:?}");
+    assert_eq!(
+        (&d.verdict, d.warnings.len()),
+        (&Verdict::Allow, 0),
+        "{d:?}"
+    );
     assert_eq!(out, win);
     // gauntlgrym runs Windows build 10.0.20348, tainted os=windows.
     let mut tolerating = win.clone();
     tolerating["spec"]["tolerations"] =
         json!([{"key": "os", "operator": "Equal", "value": "windows", "effect": "NoSchedule"}]);
     let (d, out) = decide_in(&policy(""), &extended(), &tolerating, image, Stage::Mutate);
-    assert_eq!((&d.verdict, d.warnings.len()), (&Verdict::Allow, 0), "{d:?}");
+    assert_eq!(
+        (&d.verdict, d.warnings.len()),
+        (&Verdict::Allow, 0),
+        "{d:?}"
+    );
     assert_eq!(out, tolerating, "Windows pods are judged, never patched");
     let old = &[("mcr/iis:1", &["windows/amd64@10.0.17763.5458"][..])];
     let (d, _) = decide_in(&policy(""), &extended(), &tolerating, old, Stage::Mutate);
@@ -200,7 +215,9 @@ fn a_linux_pod_with_a_windows_only_image_is_told_the_image_has_no_linux_build() 
     let (d, _) = decide_in(&policy(""), &seed(), &p, image, Stage::Mutate);
     let msg = denial(&d);
     assert!(
-        msg.contains("image mcr/iis:1 (container \"c0\") is built for windows/amd64: it has no linux build"),
+        msg.contains(
+            "image mcr/iis:1 (container \"c0\") is built for windows/amd64: it has no linux build"
+        ),
         "{msg}"
     );
     assert!(!msg.contains("no linux nodes"), "{msg}");
@@ -251,17 +268,44 @@ fn a_daemonset_pod_bound_to_a_windows_node_or_a_slower_cpu_is_denied() {
             json!([{"kind": "DaemonSet", "name": "agent", "controller": true}]);
         p
     };
-    let (d, _) = decide_in(&policy(""), &extended(), &pinned("gauntlgrym"), &[X_AMD64], Stage::Mutate);
+    let (d, _) = decide_in(
+        &policy(""),
+        &extended(),
+        &pinned("gauntlgrym"),
+        &[X_AMD64],
+        Stage::Mutate,
+    );
     assert!(
         denial(&d).contains("is bound to windows/amd64 nodes gauntlgrym, where it fails with exec format error: image homelab/x:1 (container \"c0\") is built for linux/amd64"),
         "{d:?}"
     );
-    let (d, _) = decide_in(&policy(""), &extended(), &pinned("regis"), &[X_AMD64], Stage::Mutate);
+    let (d, _) = decide_in(
+        &policy(""),
+        &extended(),
+        &pinned("regis"),
+        &[X_AMD64],
+        Stage::Mutate,
+    );
     assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
     let v3 = &[("homelab/x:1", &["linux/amd64/v3"][..])];
     let labelled = policy("[cluster.variant_labels]\n\"gpu.vendor=amd\" = \"v2\"\n");
-    let (d, _) = decide_in(&labelled, &extended(), &pinned("khelben"), v3, Stage::Mutate);
-    assert!(denial(&d).contains("is bound to amd64 nodes khelben"), "{d:?}");
-    let (d, _) = decide_in(&labelled, &extended(), &pinned("blackstaff"), v3, Stage::Mutate);
+    let (d, _) = decide_in(
+        &labelled,
+        &extended(),
+        &pinned("khelben"),
+        v3,
+        Stage::Mutate,
+    );
+    assert!(
+        denial(&d).contains("is bound to amd64 nodes khelben"),
+        "{d:?}"
+    );
+    let (d, _) = decide_in(
+        &labelled,
+        &extended(),
+        &pinned("blackstaff"),
+        v3,
+        Stage::Mutate,
+    );
     assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
 }
