@@ -210,7 +210,7 @@ fn row(f: &Finding) -> Vec<String> {
     }
 }
 
-fn groups<'a>(findings: &'a [Finding]) -> impl Iterator<Item = (FindingKind, Vec<&'a Finding>)> {
+fn groups(findings: &[Finding]) -> impl Iterator<Item = (FindingKind, Vec<&Finding>)> {
     FindingKind::ALL.into_iter().filter_map(|k| {
         let of: Vec<&Finding> = findings.iter().filter(|f| f.kind() == k).collect();
         (!of.is_empty()).then_some((k, of))
