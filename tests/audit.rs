@@ -306,3 +306,37 @@ fn without_a_usable_kubeconfig_it_exits_2_saying_what_to_check() {
         "{err}"
     );
 }
+
+/// The README's example report, between its `audit-example` markers.
+fn readme_example() -> String {
+    let readme = std::fs::read_to_string(common::manifest_path("README.md")).unwrap();
+    let start = readme.find("<!-- audit-example -->\n```\n").unwrap() + 27;
+    let end = start + readme[start..].find("```\n<!-- /audit-example -->").unwrap();
+    readme[start..end].to_string()
+}
+
+#[test]
+fn the_readme_shows_what_the_seed_cluster_gives() {
+    let api = common::kubeapi::KubeApi::start();
+    api.create_all(&common::audit::objects("registry.example"));
+    let platforms = common::manifest_path("tests/fixtures/cluster/audit-platforms.toml");
+    let args: Vec<String> = vec![
+        "audit".into(),
+        "--kubeconfig".into(),
+        arg(&api.kubeconfig),
+        "--policy".into(),
+        arg(&common::homelab_policy()),
+        "--platforms".into(),
+        arg(&platforms),
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 1, "{err}");
+    if std::env::var_os("ARCHGATE_PRINT_EXAMPLE").is_some() {
+        println!("{out}");
+    }
+    assert_eq!(
+        out,
+        readme_example(),
+        "README.md's example is stale: ARCHGATE_PRINT_EXAMPLE=1 cargo test --test audit readme -- --nocapture"
+    );
+}
