@@ -1,7 +1,8 @@
 //! The live-cluster audit as a pure function: nodes, pods, workloads, image lookups and the
 //! policy's decisions in, one [`Finding`] per object out. No I/O: `archgate audit` and the
-//! misplaced-pods gauge of `archgate serve` gather the facts and call in here.
+//! misplaced-pods gauge of `archgate serve` ([`live`]) gather the facts and call in here.
 
+pub mod live;
 pub mod model;
 pub mod owners;
 

@@ -1,0 +1,157 @@
+//! `archgate serve` with the node watch on also watches bound pods: the seed cluster's workloads
+//! (tests/fixtures/cluster/audit-objects.json) on the stateful fake API server, their images in
+//! Docker's registry on loopback, and `archgate_misplaced_pods{namespace}` scraped from /metrics
+//! as pods are bound and deleted; a pod that becomes misplaced gets a log line and an Event.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::audit::Cluster;
+use common::{metric, ServeOptions, Server};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Scrapes /metrics until `done` holds for it (10 s at most); returns the last scrape.
+async fn until(server: &Server, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = server.metrics().await;
+        if done(&text) {
+            return text;
+        }
+        if Instant::now() > deadline {
+            panic!("{what} within 10 s:\n{text}\n{}", server.output());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn misplaced(text: &str, namespace: &str) -> Option<f64> {
+    metric(text, "archgate_misplaced_pods", &[("namespace", namespace)])
+}
+
+fn serve(c: &Cluster) -> Server {
+    Server::start_with(
+        ServeOptions {
+            platforms: Some(common::write_file(c.dir.path(), "none.toml", "[images]\n")),
+            inventory: Some("watch"),
+            extra_args: vec![
+                "--kubeconfig".into(),
+                c.api.kubeconfig.clone().into(),
+                "--registry-config".into(),
+                c.registry_config.clone().into(),
+            ],
+            ..ServeOptions::default()
+        },
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+/// A pod of `image` bound to `node`, as the scheduler leaves it.
+fn bound(ns: &str, name: &str, image: &str, node: &str) -> Value {
+    let mut pod = common::kubeapi::pod(ns, name, image);
+    pod["spec"]["nodeName"] = json!(node);
+    pod["status"] = json!({"phase": "Running"});
+    pod
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_misplaced_pods_gauge_follows_pods_as_they_are_bound_and_deleted() {
+    let c = Cluster::start().await;
+    let server = serve(&c);
+    // The seed cluster's three misplaced pods, each in its namespace; the rest are fine.
+    let text = until(&server, "the seed cluster's misplaced pods", |t| {
+        misplaced(t, "edge") == Some(1.0)
+            && misplaced(t, "shop") == Some(1.0)
+            && misplaced(t, "tools") == Some(1.0)
+    })
+    .await;
+    assert_eq!(misplaced(&text, "monitoring"), None, "{text}");
+    assert_eq!(misplaced(&text, "kube-system"), None, "{text}");
+    let requests = c.api.requests();
+    assert!(
+        requests.iter().any(|r| r.starts_with("GET /api/v1/pods?")
+            && r.contains("fieldSelector=spec.nodeName%21%3D")),
+        "only bound pods are asked for: {requests:#?}"
+    );
+
+    // A new amd64-only pod lands on a Pi.
+    let image = format!("{}/shop/report:0.9.0", c.host);
+    c.api.create(
+        "/api/v1/namespaces/shop/pods",
+        bound("shop", "report-adhoc", &image, "jarlaxle"),
+    );
+    until(&server, "the new pod counted", |t| {
+        misplaced(t, "shop") == Some(2.0)
+    })
+    .await;
+    let events = c.api.list("/api/v1/namespaces/shop/events");
+    let event = events
+        .iter()
+        .find(|e| e["involvedObject"]["name"] == "report-adhoc")
+        .unwrap_or_else(|| panic!("no Event on the pod: {events:#?}"));
+    assert_eq!(event["reason"], "Misplaced");
+    assert_eq!(event["type"], "Warning");
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.contains("node jarlaxle is linux/arm64 and cannot run image")
+            && message.contains("built for linux/amd64"),
+        "{message}"
+    );
+    let log = server.output_containing("\"pod\":\"report-adhoc\"");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("pod is misplaced") && l.contains("report-adhoc")),
+        "{log}"
+    );
+
+    // A pod whose image runs there is not counted; deleted pods leave the count.
+    c.api.create(
+        "/api/v1/namespaces/shop/pods",
+        bound(
+            "shop",
+            "web-adhoc",
+            &format!("{}/shop/web:2.3.1", c.host),
+            "jarlaxle",
+        ),
+    );
+    c.api.delete("/api/v1/namespaces/shop/pods/report-adhoc");
+    c.api.delete("/api/v1/namespaces/tools/pods/debug-report");
+    let text = until(&server, "the deletions counted", |t| {
+        misplaced(t, "shop") == Some(1.0) && misplaced(t, "tools").is_none()
+    })
+    .await;
+    assert_eq!(misplaced(&text, "edge"), Some(1.0));
+    let events = c.api.list("/api/v1/namespaces/shop/events");
+    let about = |name: &str| {
+        events
+            .iter()
+            .filter(|e| e["reason"] == "Misplaced" && e["involvedObject"]["name"] == name)
+            .count()
+    };
+    assert_eq!(
+        (
+            about("report-adhoc"),
+            about("report-5d8f7b6c9-xk2lp"),
+            about("web-adhoc")
+        ),
+        (1, 1, 0),
+        "one Event per pod that became misplaced: {events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_is_down_counts_no_pod_as_misplaced() {
+    let mut c = Cluster::start().await;
+    drop(c.registry.take());
+    let server = serve(&c);
+    // The watch has listed (the log says so) and judged: nothing is known to be misplaced.
+    common::output_containing(
+        || server.output(),
+        "watching bound pods",
+        Duration::from_secs(10),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let text = server.metrics().await;
+    assert!(!text.contains("archgate_misplaced_pods{"), "{text}");
+}
