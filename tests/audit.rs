@@ -311,7 +311,10 @@ fn without_a_usable_kubeconfig_it_exits_2_saying_what_to_check() {
 fn readme_example() -> String {
     let readme = std::fs::read_to_string(common::manifest_path("README.md")).unwrap();
     let start = readme.find("<!-- audit-example -->\n```\n").unwrap() + 27;
-    let end = start + readme[start..].find("```\n<!-- /audit-example -->").unwrap();
+    let end = start
+        + readme[start..]
+            .find("```\n<!-- /audit-example -->")
+            .unwrap();
     readme[start..end].to_string()
 }
 
@@ -339,4 +342,55 @@ fn the_readme_shows_what_the_seed_cluster_gives() {
         readme_example(),
         "README.md's example is stale: ARCHGATE_PRINT_EXAMPLE=1 cargo test --test audit readme -- --nocapture"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_picks_the_kubeconfigs_cluster() {
+    let c = Cluster::start().await;
+    // The current context points at nothing; `--context fake` at the fake API server.
+    let text = std::fs::read_to_string(&c.api.kubeconfig).unwrap();
+    let two = text
+        .replace("current-context: fake", "current-context: dead")
+        .replace(
+            "contexts:\n",
+            "contexts:\n- name: dead\n  context:\n    cluster: dead\n    user: fake\n",
+        )
+        .replace(
+            "clusters:\n",
+            "clusters:\n- name: dead\n  cluster:\n    server: http://127.0.0.1:1\n",
+        );
+    let kubeconfig = common::write_file(c.dir.path(), "two-contexts", &two);
+    let base = |context: Option<&str>| {
+        let mut args = vec!["audit".to_string(), "--kubeconfig".into(), arg(&kubeconfig)];
+        args.extend(["--policy".into(), arg(&common::homelab_policy())]);
+        args.extend(["--registry-config".into(), arg(&c.registry_config)]);
+        if let Some(name) = context {
+            args.extend(["--context".into(), name.into()]);
+        }
+        args
+    };
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let ok = run(&base(Some("fake")));
+        let dead = run(&base(None));
+        let missing = run(&base(Some("nope")));
+        (ok, dead, missing)
+    })
+    .await
+    .map(|(ok, dead, missing)| {
+        assert_eq!(
+            dead.0, 2,
+            "the current context's server is down: {}",
+            dead.2
+        );
+        assert!(
+            dead.2.contains("cannot list nodes at cluster scope"),
+            "{}",
+            dead.2
+        );
+        assert_eq!(missing.0, 2, "{}", missing.2);
+        ok
+    })
+    .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(out.starts_with("misplaced (3)"), "{out}");
 }

@@ -155,3 +155,97 @@ async fn a_registry_that_is_down_counts_no_pod_as_misplaced() {
     let text = server.metrics().await;
     assert!(!text.contains("archgate_misplaced_pods{"), "{text}");
 }
+
+/// `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `archgate serve` holding `pods` bound pods (of 200 images over 50 namespaces, every tenth on
+/// a node its image cannot run on): (misplaced counted, RSS KiB, peak RSS KiB) once the gauge
+/// has them all.
+async fn serve_with_pods(pods: usize) -> (f64, u64, u64) {
+    let api = common::kubeapi::KubeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut platforms = String::from("[images]\n");
+    for i in 0..200 {
+        let archs = if i % 10 == 0 {
+            "\"linux/amd64\""
+        } else {
+            "\"linux/amd64\", \"linux/arm64\""
+        };
+        platforms.push_str(&format!(
+            "\"registry.example/team-{}/app-{i}:1.{i}.0\" = [{archs}]\n",
+            i % 50
+        ));
+    }
+    let platforms = common::write_file(dir.path(), "platforms.toml", &platforms);
+    let pis = ["durnan", "elaith", "jarlaxle", "mirt", "volo"];
+    for i in 0..pods {
+        let image = i % 200;
+        let ns = format!("team-{}", image % 50);
+        let name = format!("app-{image}-7d9f8c6b5-{i:05}");
+        let mut pod = bound(
+            &ns,
+            &name,
+            &format!("registry.example/{ns}/app-{image}:1.{image}.0"),
+            pis[i % 5],
+        );
+        pod["metadata"]["labels"] = json!({"app.kubernetes.io/name": format!("app-{image}"), "pod-template-hash": "7d9f8c6b5"});
+        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": format!("app-{image}-7d9f8c6b5"), "uid": "5b0c3e4a-1f2d-4c6b-8a9e-0d1c2b3a4f5e", "controller": true}]);
+        pod["spec"]["containers"][0]["resources"] =
+            json!({"requests": {"cpu": "100m", "memory": "128Mi"}});
+        pod["status"]["containerStatuses"] = json!([{"name": "app", "ready": true, "restartCount": 0,
+            "image": format!("registry.example/{ns}/app-{image}:1.{image}.0"), "imageID": "", "state": {"running": {"startedAt": "2026-12-01T10:00:00Z"}}}]);
+        api.create(&format!("/api/v1/namespaces/{ns}/pods"), pod);
+    }
+    let server = Server::start_with(
+        ServeOptions {
+            platforms: Some(platforms),
+            inventory: Some("watch"),
+            extra_args: vec!["--kubeconfig".into(), api.kubeconfig.clone().into()],
+            ..ServeOptions::default()
+        },
+        tempfile::tempdir().unwrap(),
+    );
+    let expected = (pods / 10) as f64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let counted = loop {
+        let text = server.metrics().await;
+        let sum: f64 = (0..50)
+            .filter_map(|n| misplaced(&text, &format!("team-{n}")))
+            .sum();
+        if sum >= expected || Instant::now() > deadline {
+            break sum;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Settled: the list is done and judged; what is held now is what stays.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss, peak) = rss_kib(server.pid());
+    (counted, rss, peak)
+}
+
+/// The memory figures in BENCHMARKS.md ("Misplaced pods: memory"):
+/// `cargo test --release --test audit_live -- --ignored --nocapture memory`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run it by name (BENCHMARKS.md)"]
+async fn memory_with_ten_thousand_bound_pods() {
+    for pods in [0, 10_000] {
+        let (counted, rss, peak) = serve_with_pods(pods).await;
+        println!(
+            "{pods} bound pods: {counted} misplaced counted, RSS {rss} KiB, peak RSS {peak} KiB"
+        );
+        assert_eq!(counted, (pods / 10) as f64);
+    }
+}
