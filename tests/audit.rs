@@ -360,10 +360,11 @@ async fn context_picks_the_kubeconfigs_cluster() {
             "clusters:\n- name: dead\n  cluster:\n    server: http://127.0.0.1:1\n",
         );
     let kubeconfig = common::write_file(c.dir.path(), "two-contexts", &two);
-    let base = |context: Option<&str>| {
+    let registry_config = arg(&c.registry_config);
+    let base = move |context: Option<&str>| {
         let mut args = vec!["audit".to_string(), "--kubeconfig".into(), arg(&kubeconfig)];
         args.extend(["--policy".into(), arg(&common::homelab_policy())]);
-        args.extend(["--registry-config".into(), arg(&c.registry_config)]);
+        args.extend(["--registry-config".into(), registry_config.clone()]);
         if let Some(name) = context {
             args.extend(["--context".into(), name.into()]);
         }
