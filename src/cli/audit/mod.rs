@@ -10,7 +10,7 @@ pub mod list;
 pub mod output;
 pub mod resolve;
 
-use super::check::SourceArgs;
+use super::registry_args::RegistryArgs;
 use crate::audit::{self, Finding, FindingKind, ImageFacts, Input, PodFacts, WorkloadFacts};
 use crate::cluster::client::{self, ConfigOrigin};
 use crate::cluster::nodes::node_info;
@@ -51,8 +51,12 @@ pub struct AuditArgs {
     /// (would-deny, would-patch findings) and its `compatible_execution` applies.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Static platforms file (TOML): image reference -> platforms, asked before any registry.
+    /// Without it and without the registry options every image is unresolved.
+    #[arg(long, value_name = "FILE")]
+    pub platforms: Option<PathBuf>,
     #[command(flatten)]
-    pub source: SourceArgs,
+    pub registry: RegistryArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
@@ -109,7 +113,6 @@ struct Gathered {
 pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let policy = args.policy.as_deref().map(Policy::load).transpose()?;
     let platforms = args
-        .source
         .platforms
         .as_deref()
         .map(StaticPlatforms::load)
@@ -257,7 +260,7 @@ async fn gather(
             eprintln!("warning: {e}; rules with a namespace_selector see namespaces by name only");
         }
     }
-    let registry = args.source.registry.enabled();
+    let registry = args.registry.enabled();
     let pull_secrets: Option<Arc<dyn PullSecrets>> = if registry {
         match resolve::pull_secrets(client, ns).await {
             Ok(secrets) => Some(Arc::new(secrets)),
@@ -271,8 +274,7 @@ async fn gather(
         None
     };
     let source =
-        args.source
-            .registry
+        args.registry
             .build_source(platforms, pull_secrets, &prometheus::Registry::new())?;
     g.images = resolve::resolve(source, wanted, registry).await;
     Ok(g)
