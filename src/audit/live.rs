@@ -38,7 +38,8 @@ pub struct Became {
 #[derive(Debug)]
 struct Entry {
     pod: BoundPod,
-    misplaced: bool,
+    /// What makes it misplaced, while it is.
+    misplaced: Option<Became>,
 }
 
 /// Bound pods by (namespace, name), each with its last judgement.
@@ -59,7 +60,7 @@ impl MisplacedPods {
                     key,
                     Entry {
                         pod,
-                        misplaced: false,
+                        misplaced: None,
                     },
                 );
             }
@@ -118,24 +119,25 @@ impl MisplacedPods {
                 ),
                 _ => Vec::new(),
             };
-            let now = !misfits.is_empty();
-            if now && !e.misplaced {
-                if let Some(node) = node {
-                    became.push(Became {
-                        namespace: e.pod.namespace.clone(),
-                        name: e.pod.name.clone(),
-                        uid: e.pod.uid.clone(),
-                        node: node.name.clone(),
-                        node_platform: format!("{}/{}", node.os, node.arch_label),
-                        images: misfits
-                            .iter()
-                            .map(|i| {
-                                let p = known.get(*i).map(|p| p.describe()).unwrap_or_default();
-                                (i.to_string(), p)
-                            })
-                            .collect(),
-                    });
-                }
+            let now = match node {
+                Some(node) if !misfits.is_empty() => Some(Became {
+                    namespace: e.pod.namespace.clone(),
+                    name: e.pod.name.clone(),
+                    uid: e.pod.uid.clone(),
+                    node: node.name.clone(),
+                    node_platform: format!("{}/{}", node.os, node.arch_label),
+                    images: misfits
+                        .iter()
+                        .map(|i| {
+                            let p = known.get(*i).map(|p| p.describe()).unwrap_or_default();
+                            (i.to_string(), p)
+                        })
+                        .collect(),
+                }),
+                _ => None,
+            };
+            if let (Some(b), None) = (&now, &e.misplaced) {
+                became.push(b.clone());
             }
             e.misplaced = now;
         };
@@ -150,10 +152,15 @@ impl MisplacedPods {
         became
     }
 
+    /// The pods misplaced now, with what makes them so.
+    pub fn misplaced(&self) -> impl Iterator<Item = &Became> {
+        self.pods.values().filter_map(|e| e.misplaced.as_ref())
+    }
+
     /// Misplaced pods per namespace (namespaces without any are absent).
     pub fn by_namespace(&self) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();
-        for e in self.pods.values().filter(|e| e.misplaced) {
+        for e in self.pods.values().filter(|e| e.misplaced.is_some()) {
             *out.entry(e.pod.namespace.clone()).or_insert(0) += 1;
         }
         out
@@ -209,6 +216,10 @@ mod tests {
             [("report:1".into(), "linux/amd64".into())]
         );
         assert_eq!(m.by_namespace(), BTreeMap::from([("shop".into(), 1)]));
+        assert_eq!(
+            m.misplaced().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
         // Judged again: still misplaced, not news.
         assert!(m.judge(&inv, &known, false, None).is_empty());
         m.upsert(pod("a", "pi1", "report:1"));

@@ -131,7 +131,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics.registry(),
     )?;
     // Dropped (stopped) when serving ends.
-    let _misplaced = watch_misplaced(&cluster, &admission, &metrics)?;
+    let leading = controller.as_ref().map(|c| c.leading());
+    let _misplaced = watch_misplaced(&cluster, &admission, &metrics, leading)?;
     let reloader = Reloader::new(
         admission.clone(),
         preparation,
@@ -220,11 +221,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// With the node watch on, bound pods are judged as `archgate audit` judges them:
 /// `archgate_misplaced_pods{namespace}`, and a log line and an Event per pod that becomes
-/// misplaced.
+/// misplaced (written by the placement controller's leader, when it runs).
 fn watch_misplaced(
     cluster: &super::cluster_args::Cluster,
     admission: &Admission,
     metrics: &Metrics,
+    leading: Option<Arc<std::sync::atomic::AtomicBool>>,
 ) -> anyhow::Result<Option<MisplacedWatch>> {
     let Some(client) = cluster.client().filter(|_| cluster.watches_nodes()) else {
         return Ok(None);
@@ -244,6 +246,7 @@ fn watch_misplaced(
         current,
         gauge,
         Some(events),
+        leading,
     )))
 }
 

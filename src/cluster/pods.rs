@@ -17,6 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use prometheus::{IntGaugeVec, Opts};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -102,19 +103,23 @@ impl Drop for MisplacedWatch {
 
 impl MisplacedWatch {
     /// Watches bound pods in every namespace and keeps `gauge` current; `events`, when given,
-    /// writes an Event on each pod that becomes misplaced.
+    /// writes an Event on each misplaced pod, once, while `leading` is true (or always without
+    /// it), so that of several replicas only the placement controller's leader writes.
     pub fn spawn(
         client: kube::Client,
         inventory: Arc<ArcSwap<Inventory>>,
         current: CurrentFn,
         gauge: IntGaugeVec,
         events: Option<EventRecorder>,
+        leading: Option<Arc<AtomicBool>>,
     ) -> MisplacedWatch {
         let shell = Shell {
             inventory,
             current,
             gauge,
             events,
+            leading,
+            evented: HashSet::new(),
             state: MisplacedPods::default(),
             known: HashMap::new(),
             asked: HashSet::new(),
@@ -132,6 +137,9 @@ struct Shell {
     current: CurrentFn,
     gauge: IntGaugeVec,
     events: Option<EventRecorder>,
+    leading: Option<Arc<AtomicBool>>,
+    /// Misplaced pods this replica has written an Event on.
+    evented: HashSet<(String, String)>,
     state: MisplacedPods,
     /// Platforms of the images looked up so far.
     known: HashMap<String, Arc<ImagePlatforms>>,
@@ -261,10 +269,37 @@ impl Shell {
         let inventory = self.inventory.load();
         let compatible = (self.current)().compatible_execution;
         let became = self.state.judge(&inventory, &self.known, compatible, only);
-        for b in became {
-            self.report(b);
+        for b in &became {
+            log(b);
         }
+        self.explain();
         self.publish();
+    }
+
+    /// One Event on each misplaced pod that has none from this replica, while it leads (a new
+    /// leader explains the pods misplaced before it led).
+    fn explain(&mut self) {
+        let Some(events) = &self.events else { return };
+        let misplaced: HashSet<(String, String)> = self
+            .state
+            .misplaced()
+            .map(|b| (b.namespace.clone(), b.name.clone()))
+            .collect();
+        // A pod that recovers and fails again is explained again.
+        self.evented.retain(|k| misplaced.contains(k));
+        if !self
+            .leading
+            .as_ref()
+            .is_none_or(|l| l.load(Ordering::Acquire))
+        {
+            return;
+        }
+        for b in self.state.misplaced() {
+            let key = (b.namespace.clone(), b.name.clone());
+            if self.evented.insert(key) {
+                event(events.clone(), b);
+            }
+        }
     }
 
     fn publish(&mut self) {
@@ -277,39 +312,47 @@ impl Shell {
         }
         self.published = now.into_keys().collect();
     }
+}
 
-    fn report(&self, b: Became) {
-        let images: Vec<String> = b
-            .images
-            .iter()
-            .map(|(image, platforms)| format!("{image} (built for {platforms})"))
-            .collect();
-        let images = images.join(", ");
-        tracing::warn!(
-            namespace = %b.namespace,
-            pod = %b.name,
-            node = %b.node,
-            node_platform = %b.node_platform,
-            images = %images,
-            "pod is misplaced: its node cannot run an image (exec format error)"
-        );
-        let Some(events) = self.events.clone() else {
-            return;
-        };
-        let message = format!(
-            "node {} is {} and cannot run image {images}: the container fails with exec format error. Move the workload to a node that can (or build the image for {}); `archgate audit -n {}` lists every such pod",
-            b.node, b.node_platform, b.node_platform, b.namespace
-        );
-        let pod = PodRef {
-            namespace: b.namespace,
-            name: b.name,
-            uid: b.uid,
-        };
-        // An Event explains; nothing waits on it.
-        tokio::spawn(async move {
-            events
-                .publish(&pod, EventType::Warning, "Misplaced", &message)
-                .await;
-        });
-    }
+fn images_of(b: &Became) -> String {
+    let images: Vec<String> = b
+        .images
+        .iter()
+        .map(|(image, platforms)| format!("{image} (built for {platforms})"))
+        .collect();
+    images.join(", ")
+}
+
+/// Every replica logs the pods it sees become misplaced.
+fn log(b: &Became) {
+    tracing::warn!(
+        namespace = %b.namespace,
+        pod = %b.name,
+        node = %b.node,
+        node_platform = %b.node_platform,
+        images = %images_of(b),
+        "pod is misplaced: its node cannot run an image (exec format error)"
+    );
+}
+
+fn event(events: EventRecorder, b: &Became) {
+    let message = format!(
+        "node {} is {} and cannot run image {}: the container fails with exec format error. Move the workload to a node that can (or build the image for {}); `archgate audit -n {}` lists every such pod",
+        b.node,
+        b.node_platform,
+        images_of(b),
+        b.node_platform,
+        b.namespace
+    );
+    let pod = PodRef {
+        namespace: b.namespace.clone(),
+        name: b.name.clone(),
+        uid: b.uid.clone(),
+    };
+    // An Event explains; nothing waits on it.
+    tokio::spawn(async move {
+        events
+            .publish(&pod, EventType::Warning, "Misplaced", &message)
+            .await;
+    });
 }
