@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod arch;
+pub mod audit;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

@@ -1453,6 +1453,18 @@ fn check_rbac(b: &Bundle, ctx: &Ctx, own_ns: &str, errs: &mut Vec<String>) {
             ));
         }
     }
+    // The misplaced-pods watch: every bound pod, listed then watched, and an Event on each.
+    for (resource, verb) in [("pods", "list"), ("pods", "watch"), ("events", "create")] {
+        if !all_rules
+            .iter()
+            .any(|r| grants(r, resource) && r.verbs.iter().any(|v| v == verb))
+        {
+            errs.push(format!(
+                "{}: no role grants {verb} on {resource} (the misplaced-pods watch)",
+                ctx.what
+            ));
+        }
+    }
     for (at, name, rules) in &roles {
         for r in rules {
             let resources = r.resources.clone().unwrap_or_default();
@@ -1554,6 +1566,7 @@ fn known_metrics() -> BTreeSet<String> {
         "src/server/metrics.rs",
         "src/registry/metrics.rs",
         "src/controller/metrics.rs",
+        "src/cluster/pods.rs",
     ] {
         let text = std::fs::read_to_string(repo().join(f)).unwrap();
         for part in text.split('"').skip(1).step_by(2) {

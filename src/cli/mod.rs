@@ -1,5 +1,6 @@
 //! The command line: one clap `Subcommand` enum, one file per subcommand.
 
+pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod cluster_args;
@@ -51,6 +52,12 @@ pub enum Command {
         after_help = "Examples:\n  archgate test policies/tests/\n  archgate test --junit junit.xml policies/\n\nExit status: 0 all cases pass, 1 a case failed, 2 usage errors."
     )]
     Test(test::TestArgs),
+    /// Read-only audit of a running cluster: misplaced pods, what the policy would deny or
+    /// patch, workloads pinned narrower than their images, images lacking an architecture.
+    #[command(
+        after_help = "Examples:\n  archgate audit\n  archgate audit --policy policy.toml --registry-config registries.toml -o json\n  archgate audit -n shop --platforms platforms.toml -o markdown --fail-on would-deny\n\nExit status: 0 nothing at or above --fail-on (default misplaced), 1 findings, 2 could not run (kubeconfig, RBAC, options)."
+    )]
+    Audit(audit::AuditArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  archgate completions bash > /etc/bash_completion.d/archgate\n  archgate completions zsh > \"${fpath[1]}/_archgate\"\n  archgate completions fish > ~/.config/fish/completions/archgate.fish"
@@ -65,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => serve::run(args).map(|()| 0),
         Command::Certs(args) => certs::run(&args).map(|()| 0),
         Command::Check(args) => check::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Lint(args) => lint::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Completions(args) => completions::run(&args).map(|()| 0),

@@ -3,6 +3,8 @@
 
 use super::reload::{self, ConfigFiles, RegistryLayer, Reloader};
 use crate::admission::Admission;
+use crate::cluster::events::EventRecorder;
+use crate::cluster::pods::{self, MisplacedWatch};
 use crate::logging::{self, LogFormat};
 use crate::platforms::{PlatformSource, StaticPlatforms};
 use crate::policy::Policy;
@@ -128,6 +130,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &preparation,
         metrics.registry(),
     )?;
+    // Dropped (stopped) when serving ends.
+    let leading = controller.as_ref().map(|c| c.leading());
+    let _misplaced = watch_misplaced(&cluster, &admission, &metrics, leading)?;
     let reloader = Reloader::new(
         admission.clone(),
         preparation,
@@ -212,6 +217,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// With the node watch on, bound pods are judged as `archgate audit` judges them:
+/// `archgate_misplaced_pods{namespace}`, and a log line and an Event per pod that becomes
+/// misplaced (written by the placement controller's leader, when it runs).
+fn watch_misplaced(
+    cluster: &super::cluster_args::Cluster,
+    admission: &Admission,
+    metrics: &Metrics,
+    leading: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> anyhow::Result<Option<MisplacedWatch>> {
+    let Some(client) = cluster.client().filter(|_| cluster.watches_nodes()) else {
+        return Ok(None);
+    };
+    let gauge =
+        pods::gauge(metrics.registry()).context("cannot register the misplaced-pods gauge")?;
+    let admission = admission.clone();
+    let current: pods::CurrentFn = Arc::new(move || pods::Current {
+        source: admission.source(),
+        compatible_execution: admission.policy().compatible_execution,
+    });
+    let instance = std::env::var("POD_NAME").unwrap_or_else(|_| "archgate".into());
+    let events = EventRecorder::new(client.clone(), &instance);
+    Ok(Some(MisplacedWatch::spawn(
+        client,
+        cluster.inventory(),
+        current,
+        gauge,
+        Some(events),
+        leading,
+    )))
 }
 
 fn print_dev_help(addr: SocketAddr) {

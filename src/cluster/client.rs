@@ -74,6 +74,12 @@ pub enum ClientError {
         #[source]
         source: Box<InferConfigError>,
     },
+    #[error("cannot load the kubeconfig context asked for from {origin}: check --context against `kubectl config get-contexts`")]
+    Context {
+        origin: ConfigOrigin,
+        #[source]
+        source: Box<KubeconfigError>,
+    },
     #[error("cannot build a Kubernetes client for {url} (from {origin})")]
     Build {
         url: String,
@@ -131,6 +137,19 @@ pub fn detect(kubeconfig: Option<&Path>) -> Option<ConfigOrigin> {
 
 /// Loads the configuration `origin` names and builds a client from it (no request is sent).
 pub async fn connect(origin: ConfigOrigin) -> Result<Connection, ClientError> {
+    connect_context(origin, None).await
+}
+
+/// [`connect`], with the kubeconfig's context `context` instead of its current one (`--context`;
+/// meaningless for the in-cluster service account, which has no contexts).
+pub async fn connect_context(
+    origin: ConfigOrigin,
+    context: Option<&str>,
+) -> Result<Connection, ClientError> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
     let config = match &origin {
         ConfigOrigin::Flag(path) => {
             let kubeconfig = |source| ClientError::Kubeconfig {
@@ -138,9 +157,17 @@ pub async fn connect(origin: ConfigOrigin) -> Result<Connection, ClientError> {
                 source: Box::new(source),
             };
             let file = Kubeconfig::read_from(path).map_err(kubeconfig)?;
-            Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+            Config::from_custom_kubeconfig(file, &options)
                 .await
                 .map_err(kubeconfig)?
+        }
+        ConfigOrigin::KubeconfigEnv | ConfigOrigin::HomeKubeconfig(_) if context.is_some() => {
+            Config::from_kubeconfig(&options)
+                .await
+                .map_err(|source| ClientError::Context {
+                    origin: origin.clone(),
+                    source: Box::new(source),
+                })?
         }
         _ => Config::infer().await.map_err(|source| ClientError::Infer {
             origin: origin.clone(),

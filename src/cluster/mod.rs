@@ -1,6 +1,7 @@
 //! The Kubernetes API shell: a client from a kubeconfig or the in-cluster service account, a
 //! watch of Nodes that keeps the [`Inventory`](crate::inventory::Inventory) current, and watches
-//! of pull Secrets and ServiceAccounts behind [`PullSecrets`](crate::platforms::PullSecrets).
+//! of pull Secrets and ServiceAccounts behind [`PullSecrets`](crate::platforms::PullSecrets),
+//! and a watch of bound pods for the misplaced-pods gauge ([`pods`]).
 //!
 //! Everything here is I/O around pure pieces: the node conversion lives in
 //! [`inventory::node`](crate::inventory::node), the decision never calls the API server, and
@@ -10,6 +11,7 @@ pub mod client;
 pub mod events;
 pub mod namespaces;
 pub mod nodes;
+pub mod pods;
 pub mod secrets;
 
 pub use client::{ClientError, ConfigOrigin, Connection};

@@ -26,6 +26,7 @@ use kube::runtime::WatchStreamExt;
 use lease::LeaseLock;
 use metrics::PlacementMetrics;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::{JoinHandle, JoinSet};
@@ -59,6 +60,7 @@ struct Context {
 pub struct PlacementController {
     task: JoinHandle<()>,
     lock: Arc<LeaseLock>,
+    leading: Arc<AtomicBool>,
 }
 
 impl Drop for PlacementController {
@@ -87,10 +89,23 @@ impl PlacementController {
             &config.identity,
             config.lease_duration,
         ));
+        let leading = Arc::new(AtomicBool::new(false));
         PlacementController {
-            task: tokio::spawn(compete(context, Arc::clone(&lock), config)),
+            task: tokio::spawn(compete(
+                context,
+                Arc::clone(&lock),
+                config,
+                Arc::clone(&leading),
+            )),
             lock,
+            leading,
         }
+    }
+
+    /// True while this replica holds the Lease: what only one replica should do (write an Event
+    /// about a pod) it does while this is true.
+    pub fn leading(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.leading)
     }
 
     /// Stops, and gives the Lease up when this replica holds it, so another replica leads at once
@@ -116,7 +131,12 @@ impl Drop for AbortOnDrop {
 }
 
 /// Follows until the Lease is ours, leads until it is not, and again.
-async fn compete(context: Arc<Context>, lock: Arc<LeaseLock>, config: ControllerConfig) {
+async fn compete(
+    context: Arc<Context>,
+    lock: Arc<LeaseLock>,
+    config: ControllerConfig,
+    leading: Arc<AtomicBool>,
+) {
     let retry = (config.lease_duration / 3).max(Duration::from_millis(200));
     loop {
         match lock.acquire_or_renew().await {
@@ -133,6 +153,7 @@ async fn compete(context: Arc<Context>, lock: Arc<LeaseLock>, config: Controller
         }
         tracing::info!(identity = %config.identity, namespace = %config.namespace, "leading the placement controller");
         context.metrics.leader.set(1);
+        leading.store(true, Ordering::Release);
         let work = AbortOnDrop(tokio::spawn(lead(context.clone())));
         let mut renewed = Instant::now();
         loop {
@@ -153,6 +174,7 @@ async fn compete(context: Arc<Context>, lock: Arc<LeaseLock>, config: Controller
         // Aborting drops every pod task, and with it its count in the gated gauge.
         drop(work);
         context.metrics.leader.set(0);
+        leading.store(false, Ordering::Release);
         tracing::warn!(identity = %config.identity, "no longer leading the placement controller");
     }
 }

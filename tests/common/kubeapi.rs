@@ -216,6 +216,37 @@ impl KubeApi {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// LISTs and WATCHes of `resource` (a plural: `pods`) are refused with 403, as RBAC does.
+    pub fn forbid(&self, resource: &str) {
+        self.shared
+            .store
+            .lock()
+            .unwrap()
+            .forbidden
+            .push(resource.to_string());
+    }
+
+    /// No LIST page holds more than `n` items, so clients must follow `continue`.
+    pub fn set_max_page(&self, n: usize) {
+        self.shared.store.lock().unwrap().max_page = Some(n);
+    }
+
+    /// Creates each item of a `kind: List` in its collection (by its apiVersion, kind and
+    /// namespace), as `kubectl create -f` would.
+    pub fn create_all(&self, list: &Value) {
+        for item in list["items"].as_array().unwrap() {
+            let api_version = item["apiVersion"].as_str().unwrap();
+            let prefix = if api_version.contains('/') {
+                format!("/apis/{api_version}")
+            } else {
+                format!("/api/{api_version}")
+            };
+            let plural = format!("{}s", item["kind"].as_str().unwrap().to_lowercase());
+            let ns = item["metadata"]["namespace"].as_str().unwrap();
+            self.create(&format!("{prefix}/namespaces/{ns}/{plural}"), item.clone());
+        }
+    }
+
     /// The next `n` PATCH requests to pods fail with 409 Conflict.
     pub fn set_fail_patches(&self, n: usize) {
         self.shared.store.lock().unwrap().fail_patches = n;
@@ -283,6 +314,24 @@ async fn handle(
     let name = t.name.clone().unwrap_or_default();
     let parsed =
         || serde_json::from_slice::<Value>(&body).map_err(|e| Fail::bad_request(e.to_string()));
+    let refused = shared.store.lock().unwrap().forbidden.contains(&t.coll.1);
+    if refused && method == Method::GET && t.name.is_none() {
+        let verb = if watching { "watch" } else { "list" };
+        let scope = if t.ns.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace {:?}", t.ns)
+        };
+        let message = format!(
+            "{} is forbidden: User \"system:serviceaccount:audit:reader\" cannot {verb} \
+             resource {:?} in API group {:?} {scope}",
+            qualified(&t.coll),
+            t.coll.1,
+            group(&t.coll)
+        );
+        let details = json!({"kind": t.coll.1, "group": group(&t.coll)});
+        return Fail::new(StatusCode::FORBIDDEN, "Forbidden", message, details).into_response();
+    }
     let result = match (method, t.name.is_some()) {
         (Method::GET, false) if watching => return watch(shared, t, &params),
         (Method::GET, false) => {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 pub mod apiserver;
+pub mod audit;
 pub mod kubeapi;
 pub mod registry;
 

@@ -92,6 +92,10 @@ pub struct Store {
     pub version: u64,
     pub fail_patches: usize,
     pub serial: u64,
+    /// Resources (plural) whose LISTs and WATCHes RBAC refuses.
+    pub forbidden: Vec<String>,
+    /// The most items one LIST page holds, whatever `limit` asks (a server may return fewer).
+    pub max_page: Option<usize>,
 }
 
 /// Refuses a body that is not an object; gives one without metadata an empty one.
@@ -407,6 +411,10 @@ impl Store {
             .get("limit")
             .and_then(|l| l.parse().ok())
             .filter(|&l: &usize| l > 0);
+        let limit = match (limit, self.max_page) {
+            (Some(l), Some(m)) => Some(l.min(m)),
+            (l, m) => l.or(m),
+        };
         let to = limit.map_or(all.len(), |l| from.saturating_add(l).min(all.len()));
         let items: Vec<&Value> = all.get(from..to).unwrap_or(&[]).to_vec();
         let mut metadata = json!({"resourceVersion": self.version.to_string()});
