@@ -59,7 +59,15 @@ pub fn audit(input: &Input) -> Vec<Finding> {
 /// os/architecture platform otherwise.
 pub fn runs_on(platforms: &ImagePlatforms, node: &NodeInfo, compatible_execution: bool) -> bool {
     match node.arch {
-        Some(arch) if node.os == "linux" => platforms.archs(compatible_execution).contains(arch),
+        Some(arch) if node.os == "linux" => {
+            // A node that declares a CPU variant (Node Feature Discovery) below what every
+            // build of the image needs fails too, with an illegal instruction.
+            let variant_ok = match (platforms.min_variant("linux", arch), &node.variant) {
+                (Some(need), Some(has)) => crate::image::runs_variant(has, need) != Some(false),
+                _ => true,
+            };
+            platforms.archs(compatible_execution).contains(arch) && variant_ok
+        }
         _ => platforms
             .platforms
             .iter()

@@ -354,3 +354,33 @@ fn a_cronjobs_pods_are_counted_once_as_the_cronjob() {
     };
     assert_eq!(owners.top("shop", Some(&custom)), Some(custom));
 }
+
+#[test]
+fn an_x86_64_v3_image_on_a_node_nfd_says_is_v2_is_misplaced() {
+    let p = match platforms(&["linux/amd64/v3"]) {
+        ImageStatus::Resolved(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let amd64 = |name: &str, flags: &[&str]| {
+        let mut labels: serde_json::Map<String, serde_json::Value> = flags
+            .iter()
+            .map(|f| {
+                (
+                    format!("feature.node.kubernetes.io/cpu-cpuid.{f}"),
+                    json!("true"),
+                )
+            })
+            .collect();
+        labels.insert("kubernetes.io/arch".into(), json!("amd64"));
+        node_from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap()
+    };
+    let old = amd64("old", &["AVX"]);
+    let new = amd64("new", &["AVX", "AVX2", "FMA3"]);
+    let unknown = amd64("plain", &[]);
+    assert!(!runs_on(&p, &old, false));
+    assert!(runs_on(&p, &new, false));
+    assert!(
+        runs_on(&p, &unknown, false),
+        "nothing declared: not held against it"
+    );
+}
