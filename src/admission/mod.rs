@@ -406,22 +406,34 @@ fn read_pod(
     target: Target,
     object: ObjectIn<'_>,
     request_ns: Option<&str>,
-) -> Result<Subject, String> {
+) -> Result<Subject, ReadError> {
     let raw = match object {
         ObjectIn::Pod(pod) => return Ok(with_namespace(*pod, request_ns)),
         ObjectIn::Raw(raw) => raw.get(),
-        ObjectIn::Absent => return Err("the review has no request.object".into()),
+        ObjectIn::Absent => return Err(ReadError::Absent),
     };
     if target == Target::Workload {
-        let object: serde_json::Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
-        return match crate::workload::pod_for(&object, request_ns.unwrap_or("default")) {
-            Ok(Some(w)) => Ok((w.pod, w.namespace, Some(object))),
-            Ok(None) => Err("it has no pod template".into()),
-            Err(e) => Err(e.to_string()),
+        let object: serde_json::Value = serde_json::from_str(raw)?;
+        return match crate::workload::pod_for(&object, request_ns.unwrap_or("default"))? {
+            Some(w) => Ok((w.pod, w.namespace, Some(object))),
+            None => Err(ReadError::NoTemplate),
         };
     }
-    let pod: Pod = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    let pod: Pod = serde_json::from_str(raw)?;
     Ok(with_namespace(pod, request_ns))
+}
+
+/// Why a review's object could not be read as a pod (or a workload's pod template).
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("the review has no request.object")]
+    Absent,
+    #[error("it has no pod template")]
+    NoTemplate,
+    #[error(transparent)]
+    Workload(#[from] crate::workload::WorkloadError),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// A pod and its namespace: the request's, else the pod's own, else "default".
