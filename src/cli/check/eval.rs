@@ -24,9 +24,20 @@ pub enum EvalError {
     #[error("not an AdmissionReview archgate can replay: {0}")]
     Review(#[source] crate::admission::BadReview),
     #[error("the patch does not apply to the pod: {0}")]
-    Patch(String),
+    Patch(#[source] PatchError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+/// Why a patch could not be decoded or applied as the API server would.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Base64(#[from] base64::DecodeError),
+    #[error(transparent)]
+    Apply(#[from] json_patch::PatchError),
 }
 
 /// What the patch of a report applies to.
@@ -202,7 +213,7 @@ impl Evaluator {
             fill(report, &decision);
             return Ok(());
         }
-        let ops = serde_json::to_value(&ops).map_err(|e| EvalError::Patch(e.to_string()))?;
+        let ops = serde_json::to_value(&ops).map_err(|e| EvalError::Patch(e.into()))?;
         let mut placed = report.object.clone();
         apply(&mut placed, &ops)?;
         let Some(pods) = workload::pod_for(&placed, &self.default_namespace)? else {
@@ -244,7 +255,7 @@ impl Evaluator {
         let mut after = wp.pod_json.clone();
         if let Verdict::Patch(m) = &first.verdict {
             let ops = serde_json::to_value(patch::build(&wp.pod, m))
-                .map_err(|e| EvalError::Patch(e.to_string()))?;
+                .map_err(|e| EvalError::Patch(e.into()))?;
             apply(&mut after, &ops)?;
             report.patch = ops.as_array().cloned().unwrap_or_default();
         }
@@ -256,7 +267,7 @@ impl Evaluator {
             return Ok(());
         }
         let patched: Pod =
-            serde_json::from_value(after).map_err(|e| EvalError::Patch(e.to_string()))?;
+            serde_json::from_value(after).map_err(|e| EvalError::Patch(e.into()))?;
         let second = now.decide(&patched, ns, Stage::Validate, deadline).await;
         if let Verdict::Deny(m) = &second.verdict {
             report.decision = Outcome::Deny;
@@ -288,7 +299,7 @@ impl Evaluator {
     /// webhook that decided (the mutating one unless the validating one denied).
     async fn replay(&self, report: &mut Report) -> Result<(), EvalError> {
         let review = |value: &Value, stage| {
-            let body = serde_json::to_vec(value).map_err(|e| EvalError::Patch(e.to_string()));
+            let body = serde_json::to_vec(value).map_err(|e| EvalError::Patch(e.into()));
             async move {
                 self.admission
                     .review(&body?, stage, Instant::now() + DEADLINE)
@@ -303,9 +314,9 @@ impl Evaluator {
         if let Some(b64) = response.pointer("/response/patch").and_then(Value::as_str) {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|e| EvalError::Patch(e.to_string()))?;
+                .map_err(|e| EvalError::Patch(e.into()))?;
             let ops: Value =
-                serde_json::from_slice(&bytes).map_err(|e| EvalError::Patch(e.to_string()))?;
+                serde_json::from_slice(&bytes).map_err(|e| EvalError::Patch(e.into()))?;
             report.patch = ops.as_array().cloned().unwrap_or_default();
             if let Some(doc) = after.as_mut() {
                 apply(doc, &ops)?;
@@ -373,8 +384,8 @@ impl Evaluator {
 /// Applies JSON Patch operations as the API server does.
 fn apply(doc: &mut Value, ops: &Value) -> Result<(), EvalError> {
     let patch: json_patch::Patch =
-        serde_json::from_value(ops.clone()).map_err(|e| EvalError::Patch(e.to_string()))?;
-    json_patch::patch(doc, &patch).map_err(|e| EvalError::Patch(e.to_string()))
+        serde_json::from_value(ops.clone()).map_err(|e| EvalError::Patch(e.into()))?;
+    json_patch::patch(doc, &patch).map_err(|e| EvalError::Patch(e.into()))
 }
 
 fn fill(report: &mut Report, d: &Decision) {
