@@ -266,8 +266,7 @@ impl Evaluator {
             // The API server stops at the first webhook that denies.
             return Ok(());
         }
-        let patched: Pod =
-            serde_json::from_value(after).map_err(|e| EvalError::Patch(e.into()))?;
+        let patched: Pod = serde_json::from_value(after).map_err(|e| EvalError::Patch(e.into()))?;
         let second = now.decide(&patched, ns, Stage::Validate, deadline).await;
         if let Verdict::Deny(m) = &second.verdict {
             report.decision = Outcome::Deny;
