@@ -8,9 +8,8 @@ mod common;
 
 use common::registry::{docker_config, free_port, Auth, Registry, OCI_MANIFEST};
 use serde_json::{json, Value};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How long one `archgate check` run may take (a lookup times out after 3 s by default).
@@ -34,43 +33,7 @@ fn pod_manifest(dir: &Path, image: &str) -> PathBuf {
 /// Runs the built binary with `args` (killed after [`RUN_TIMEOUT`]); returns (exit code, stdout,
 /// stderr).
 fn archgate(args: &[&Path]) -> (i32, String, String) {
-    let mut child = Command::new(common::bin())
-        .args(args)
-        .current_dir(common::manifest_path(""))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).unwrap();
-        s
-    });
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("archgate {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.code().unwrap_or(-1),
-        out.join().unwrap(),
-        err.join().unwrap(),
-    )
+    common::run_bounded(args, RUN_TIMEOUT)
 }
 
 /// `archgate check --policy policies/homelab.toml [--platforms P] --registry-config R

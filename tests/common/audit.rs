@@ -6,10 +6,8 @@
 use super::kubeapi::KubeApi;
 use super::registry::{Registry, OCI_INDEX, OCI_MANIFEST};
 use serde_json::Value;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// How long one `archgate audit` run may take.
@@ -106,44 +104,7 @@ pub fn objects(host: &str) -> Value {
 
 /// Runs the built binary with `args` (killed after [`RUN_TIMEOUT`]).
 pub fn run(args: &[String]) -> (i32, String, String) {
-    let mut child = Command::new(super::bin())
-        .args(args)
-        .current_dir(super::manifest_path(""))
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).unwrap();
-        s
-    });
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("archgate {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.code().unwrap_or(-1),
-        out.join().unwrap(),
-        err.join().unwrap(),
-    )
+    super::run_bounded(args, RUN_TIMEOUT)
 }
 
 /// `path` as a string, for argument lists.

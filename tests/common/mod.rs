@@ -38,6 +38,53 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_archgate")
 }
 
+/// Runs the built binary with `args` from the project root, with no `KUBECONFIG` from the
+/// environment, killing it after `timeout`; returns (exit code, stdout, stderr).
+pub fn run_bounded<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    args: &[S],
+    timeout: Duration,
+) -> (i32, String, String) {
+    use std::io::Read;
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(manifest_path(""))
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("archgate {args:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
+    )
+}
+
 pub fn manifest_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
