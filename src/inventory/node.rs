@@ -124,12 +124,11 @@ impl From<RawNode> for NodeInfo {
         let os = label("kubernetes.io/os")
             .or_else(|| info.map(|i| i.operating_system.clone()))
             .unwrap_or_else(|| "linux".to_string());
-        // Extended resources are the domain-qualified ones outside kubernetes.io.
         let extended_resources = n
             .status
             .allocatable
             .iter()
-            .filter(|(k, v)| k.contains('/') && !k.contains("kubernetes.io/") && v.as_str() != "0")
+            .filter(|(k, v)| is_extended_resource(k) && v.as_str() != "0")
             .map(|(k, _)| k.clone())
             .collect();
         let arch = Arch::from_name(&arch_label);
@@ -158,6 +157,14 @@ impl NodeInfo {
         self.labels
             .get("node.kubernetes.io/windows-build")
             .map(String::as_str)
+    }
+}
+
+/// Kubernetes' extended resources: a domain-prefixed name outside the kubernetes.io domains.
+pub fn is_extended_resource(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((domain, _)) => domain != "kubernetes.io" && !domain.ends_with(".kubernetes.io"),
+        None => false,
     }
 }
 

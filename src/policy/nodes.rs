@@ -6,6 +6,7 @@ use super::evaluate::{ImageFacts, ImageStatus};
 use super::{GpuVendor, Policy, Rule};
 use crate::arch::{Arch, ArchSet};
 use crate::inventory::fit::{self, Demand, Fit, Misfit};
+use crate::inventory::node::is_extended_resource;
 use crate::inventory::{Inventory, InventorySource, NodeInfo};
 use crate::platforms::Lookup;
 use crate::pod::{DisplayName, Pod, Toleration};
@@ -98,14 +99,6 @@ pub(super) fn demand<'a>(
         resources,
         variants,
         builds,
-    }
-}
-
-/// Kubernetes' extended resources: a domain-prefixed name outside the kubernetes.io domains.
-fn is_extended_resource(name: &str) -> bool {
-    match name.split_once('/') {
-        Some((domain, _)) => domain != "kubernetes.io" && !domain.ends_with(".kubernetes.io"),
-        None => false,
     }
 }
 
