@@ -9,14 +9,23 @@ use std::fmt;
 /// An architecture a node can report in its `kubernetes.io/arch` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Arch {
+    /// `amd64`: 64-bit x86 (`x86_64`).
     Amd64,
+    /// `arm64`: 64-bit Arm (`aarch64`).
     Arm64,
+    /// `arm`: 32-bit Arm; images tell `v6` from `v7` by platform variant.
     Arm,
+    /// `386`: 32-bit x86 (`i386`/`i686`).
     I386,
+    /// `ppc64le`: little-endian 64-bit POWER.
     Ppc64le,
+    /// `s390x`: IBM Z.
     S390x,
+    /// `riscv64`: 64-bit RISC-V.
     Riscv64,
+    /// `mips64le`: little-endian 64-bit MIPS.
     Mips64le,
+    /// `loong64`: 64-bit LoongArch.
     Loong64,
 }
 
@@ -87,41 +96,52 @@ impl fmt::Display for Arch {
 pub struct ArchSet(u16);
 
 impl ArchSet {
+    /// No architecture: what a pod gets when its images share none.
     pub const EMPTY: ArchSet = ArchSet(0);
+    /// Every architecture in [`Arch::ALL`].
     pub const ALL: ArchSet = ArchSet((1 << Arch::ALL.len()) - 1);
 
+    /// The set holding exactly `archs`; duplicates are harmless.
     pub fn of(archs: impl IntoIterator<Item = Arch>) -> ArchSet {
         archs.into_iter().fold(ArchSet::EMPTY, |s, a| s.with(a))
     }
 
+    /// This set plus `arch`.
     pub fn with(self, arch: Arch) -> ArchSet {
         ArchSet(self.0 | arch.bit())
     }
 
+    /// Whether `arch` is in the set.
     pub fn contains(self, arch: Arch) -> bool {
         self.0 & arch.bit() != 0
     }
 
+    /// The architectures in both sets: where containers that must share a node can all run.
     pub fn intersect(self, other: ArchSet) -> ArchSet {
         ArchSet(self.0 & other.0)
     }
 
+    /// The architectures in either set.
     pub fn union(self, other: ArchSet) -> ArchSet {
         ArchSet(self.0 | other.0)
     }
 
+    /// The architectures in this set but not in `other`.
     pub fn minus(self, other: ArchSet) -> ArchSet {
         ArchSet(self.0 & !other.0)
     }
 
+    /// Whether the set holds no architecture.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    /// Whether every architecture in this set is also in `other` (true for the empty set).
     pub fn is_subset(self, other: ArchSet) -> bool {
         self.0 & !other.0 == 0
     }
 
+    /// The members in display order (that of [`Arch::ALL`]).
     pub fn iter(self) -> impl Iterator<Item = Arch> {
         Arch::ALL.into_iter().filter(move |a| self.contains(*a))
     }

@@ -13,7 +13,9 @@ pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// A namespace's name and labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
+    /// `metadata.name`, what a rule's `namespaces` lists.
     pub name: String,
+    /// The namespace's labels, always including [`NAME_LABEL`]; `namespace_selector` matches them.
     pub labels: BTreeMap<String, String>,
 }
 

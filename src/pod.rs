@@ -11,20 +11,30 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pod {
+    /// `metadata`; defaulted when absent, with [`ObjectMeta::present`] false.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// `spec`; defaulted when absent, so a pod without one reads as having no containers.
     #[serde(default)]
     pub spec: PodSpec,
 }
 
+/// The pod's `metadata`: names for messages, labels that choose a rule, annotations the patch
+/// may add to, and owners that tell whether a controller binds the pod to nodes.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
+    /// `metadata.name`; None (or empty) for a pod the API server has not named yet.
     pub name: Option<String>,
+    /// `metadata.generateName`: the prefix a generated name will start with, shown in messages.
     pub generate_name: Option<String>,
+    /// `metadata.namespace`; the admission request's namespace wins when both are given.
     pub namespace: Option<String>,
+    /// `metadata.labels`; None when the pod sets none (a patch must then create the map).
     pub labels: Option<BTreeMap<String, String>>,
+    /// `metadata.annotations`; None when the pod sets none (a patch must then create the map).
     pub annotations: Option<BTreeMap<String, String>>,
+    /// `metadata.ownerReferences`; the one marked `controller` says who created the pod.
     pub owner_references: Option<Vec<OwnerReference>>,
     /// The object had a `metadata` member: a patch may add under it. False for a pod sent
     /// without one (the default), which a patch must give `metadata` whole.
@@ -36,29 +46,44 @@ fn present() -> bool {
     true
 }
 
+/// One `metadata.ownerReferences` entry.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnerReference {
+    /// The owner's kind, e.g. `ReplicaSet` or `DaemonSet`; empty when the API omits it.
     #[serde(default)]
     pub kind: String,
+    /// The owner's name; empty when the API omits it.
     #[serde(default)]
     pub name: String,
+    /// `controller`: true for the one owner that manages the pod; None counts as false.
     pub controller: Option<bool>,
 }
 
+/// The pod's `spec`: its containers and everything that steers where it is scheduled.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
+    /// `spec.containers`, the app containers; empty when the JSON has none.
     #[serde(default)]
     pub containers: Vec<Container>,
+    /// `spec.initContainers`; their images must run on the chosen node too.
     pub init_containers: Option<Vec<Container>>,
+    /// `spec.ephemeralContainers`: debug containers added to a running pod, checked only.
     pub ephemeral_containers: Option<Vec<Container>>,
+    /// `spec.nodeSelector`; None when the pod sets none (a patch must then create the map).
     pub node_selector: Option<BTreeMap<String, String>>,
+    /// `spec.affinity`; None when the pod sets none (a patch must then add it whole).
     pub affinity: Option<Affinity>,
+    /// `spec.tolerations`; None when the pod sets none (a patch must then create the list).
     pub tolerations: Option<Vec<Toleration>>,
+    /// `spec.nodeName`: set when the pod is already bound; empty counts as unset.
     pub node_name: Option<String>,
+    /// `spec.imagePullSecrets`: the secrets registry lookups use, before the service account's.
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// `spec.serviceAccountName`; None or empty means `default`, whose pull secrets also count.
     pub service_account_name: Option<String>,
+    /// `spec.schedulingGates`; None when the pod has none (a patch must then create the list).
     pub scheduling_gates: Option<Vec<SchedulingGate>>,
     /// `spec.os`: the OS the pod's author says it needs (`linux`, `windows`).
     pub os: Option<PodOs>,
@@ -67,6 +92,7 @@ pub struct PodSpec {
 /// `spec.os`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PodOs {
+    /// The OS name, `linux` or `windows`; empty counts as unset.
     #[serde(default)]
     pub name: String,
 }
@@ -74,72 +100,99 @@ pub struct PodOs {
 /// A scheduling gate: the scheduler leaves the pod alone until every gate is removed.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SchedulingGate {
+    /// The gate's name; archgate's own gate is [`crate::policy::gate::GATE`].
     #[serde(default)]
     pub name: String,
 }
 
+/// A reference by name to an object in the pod's namespace (here, a pull secret).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LocalObjectReference {
+    /// The object's name; empty entries are skipped.
     #[serde(default)]
     pub name: String,
 }
 
+/// One container, init, app or ephemeral: its image is what decides the architectures.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Container {
+    /// `name`, used in messages; empty when the JSON omits it.
     #[serde(default)]
     pub name: String,
+    /// `image` as written in the pod; None for a container without one (nothing to look up).
     pub image: Option<String>,
+    /// `imagePullPolicy` (`Always`, `IfNotPresent`, `Never`); None means Kubernetes' default.
     pub image_pull_policy: Option<String>,
+    /// `resources`; read only for extended resources such as GPUs.
     pub resources: Option<Resources>,
 }
 
+/// A container's `resources`, with quantities kept as raw JSON (strings or numbers).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Resources {
+    /// `limits`: resource name to quantity; None when unset.
     pub limits: Option<BTreeMap<String, serde_json::Value>>,
+    /// `requests`: resource name to quantity; None when unset.
     pub requests: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+/// `spec.affinity`; only node affinity matters to placement.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Affinity {
+    /// `nodeAffinity`; None when the pod's affinity is only about other pods.
     pub node_affinity: Option<NodeAffinity>,
 }
 
+/// `spec.affinity.nodeAffinity`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeAffinity {
+    /// Hard constraints: the pod may only go to nodes matching one of these terms.
     pub required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+    /// Soft constraints the scheduler weighs; archgate's preferences are added here.
     pub preferred_during_scheduling_ignored_during_execution: Option<Vec<PreferredSchedulingTerm>>,
 }
 
+/// One weighted soft node affinity term.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PreferredSchedulingTerm {
+    /// 1 to 100, how much the scheduler favours nodes matching `preference`.
     #[serde(default)]
     pub weight: i32,
+    /// The term a node should match.
     #[serde(default)]
     pub preference: NodeSelectorTerm,
 }
 
+/// A required node selector: a node must match at least one term (the terms are ORed).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSelector {
+    /// The terms; a node matching any of them qualifies.
     #[serde(default)]
     pub node_selector_terms: Vec<NodeSelectorTerm>,
 }
 
+/// One node selector term: all its requirements must hold (they are ANDed).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSelectorTerm {
+    /// Requirements on node labels; None when the term has none.
     pub match_expressions: Option<Vec<Requirement>>,
+    /// Requirements on node fields (only `metadata.name` in practice); None when there are none.
     pub match_fields: Option<Vec<Requirement>>,
 }
 
 /// A node selector requirement: `key operator values`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Requirement {
+    /// The node label (or field) the requirement is about.
     pub key: String,
+    /// `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt` or `Lt`.
     pub operator: String,
+    /// What `operator` compares against; empty (and left out when serialized) for `Exists`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
 }
@@ -148,14 +201,19 @@ pub struct Requirement {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Toleration {
+    /// The taint key tolerated; None with operator `Exists` tolerates every taint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// `Equal` (the default when None) or `Exists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
+    /// The taint value to match under `Equal`; None with `Exists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; None tolerates every effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
+    /// How long a `NoExecute` taint is tolerated before eviction, in seconds; None means forever.
     #[serde(
         default,
         rename = "tolerationSeconds",
@@ -200,12 +258,16 @@ impl std::fmt::Display for DisplayName<'_> {
 /// scheduling (they join a pod that is already bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerKind {
+    /// An init container, which runs to completion before the app containers start.
     Init,
+    /// An app container from `spec.containers`.
     App,
+    /// An ephemeral (debug) container, checked but never used to place the pod.
     Ephemeral,
 }
 
 impl ContainerKind {
+    /// The kind as messages name it: "init container", "container", "ephemeral container".
     pub fn as_str(self) -> &'static str {
         match self {
             ContainerKind::Init => "init container",
@@ -254,11 +316,13 @@ impl Pod {
         eph.map(|c| (ContainerKind::Ephemeral, c))
     }
 
+    /// `metadata.labels`, empty when the pod sets none; rules select pods by them.
     pub fn labels(&self) -> &BTreeMap<String, String> {
         static EMPTY: BTreeMap<String, String> = BTreeMap::new();
         self.metadata.labels.as_ref().unwrap_or(&EMPTY)
     }
 
+    /// The value of annotation `key`, None when the pod lacks it.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.metadata
             .annotations

@@ -36,18 +36,27 @@ impl WorkloadPod {
 /// Why an object that should have pods does not describe one.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
+    /// The object lacks `kind` (or it is empty), so which pods it has cannot be told.
     #[error("the object has no `kind`: every Kubernetes manifest needs apiVersion and kind")]
     NoKind,
+    /// A controller kind whose object lacks the pod template its pods are made from.
     #[error("{kind} {name} has no {path}: add the pod template the controller creates pods from")]
     NoTemplate {
+        /// The object's kind, e.g. `Deployment`.
         kind: String,
+        /// The object's name; empty when it has none.
         name: String,
+        /// Where the template should be, dotted (`spec.template`).
         path: String,
     },
+    /// The pod (or pod template) does not decode as a pod, e.g. a field has the wrong type.
     #[error("{kind} {name}: its pod is not readable: {source}")]
     BadPod {
+        /// The object's kind, e.g. `Pod` or `Deployment`.
         kind: String,
+        /// The object's name; empty when it has none.
         name: String,
+        /// Why decoding failed.
         #[source]
         source: serde_json::Error,
     },

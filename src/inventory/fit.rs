@@ -21,9 +21,11 @@ pub struct Demand<'a> {
     pub os: &'a str,
     /// The architectures that can run every image, within the pod's, policy's and GPU limits.
     pub archs: ArchSet,
+    /// The pod's nodeSelector plus the GPU vendor's labels archgate would add.
     pub node_selector: BTreeMap<String, String>,
     /// Required node affinity terms (ORed); empty for none.
     pub terms: &'a [NodeSelectorTerm],
+    /// The pod's tolerations plus the GPU vendor's ones archgate would add.
     pub tolerations: Vec<Toleration>,
     /// Extended resources the pod requests.
     pub resources: Vec<&'a str>,
@@ -43,22 +45,31 @@ pub enum Misfit<'a> {
     Arch(Option<Arch>),
     /// The node lacks a `nodeSelector` label.
     Label {
+        /// The selector's key.
         key: &'a str,
+        /// The value the selector wants.
         value: &'a str,
     },
     /// No required node affinity term matches.
     Affinity,
+    /// The node has a taint the pod does not tolerate (not a condition taint: those hold).
     Taint(&'a Taint),
+    /// The node does not offer an extended resource the pod requests (given).
     Resource(&'a str),
     /// The node's CPU variant is lower than an image needs.
     Variant {
+        /// The node's `arch/variant`, e.g. `amd64/v2`.
         has: String,
+        /// The `arch/variant` the image needs, e.g. `amd64/v3`.
         need: String,
+        /// The image that needs it.
         image: &'a str,
     },
     /// The node's Windows build is not one the image was built for.
     Build {
+        /// The node's `node.kubernetes.io/windows-build`, e.g. `10.0.17763`.
         has: &'a str,
+        /// The image built for other builds.
         image: &'a str,
     },
 }
@@ -66,6 +77,7 @@ pub enum Misfit<'a> {
 /// Why a node that fits cannot take the pod right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold<'a> {
+    /// `spec.unschedulable`: an operator cordoned the node, and may uncordon it.
     Cordoned,
     /// A taint the node lifecycle controller sets and lifts (`node.kubernetes.io/not-ready`).
     Condition(&'a Taint),
@@ -74,8 +86,11 @@ pub enum Hold<'a> {
 /// The nodes judged.
 #[derive(Debug, Default)]
 pub struct Fit<'a> {
+    /// Nodes that can take the pod now; judging may stop at the first.
     pub fits: Vec<&'a NodeInfo>,
+    /// Nodes that fit but cannot take it now, and why: the pod would wait for them.
     pub held: Vec<(&'a NodeInfo, Hold<'a>)>,
+    /// Nodes that can never take it as it stands, each with the first reason found.
     pub misfits: Vec<(&'a NodeInfo, Misfit<'a>)>,
     /// Fitting nodes whose CPU variant nothing declares while an image needs one above the
     /// architecture's baseline: counted as fits, and said.

@@ -26,6 +26,7 @@ pub struct Inventory {
     pub archs: ArchSet,
     /// The nodes, when known; empty for the static inventory.
     pub nodes: Vec<NodeInfo>,
+    /// Whether this came from the policy or from Node objects.
     pub source: InventorySource,
 }
 

@@ -8,16 +8,21 @@ use std::collections::BTreeMap;
 /// One node as the inventory sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeInfo {
+    /// `metadata.name`, or "pool NAME" for a node a `[[cluster.pools]]` entry would bring.
     pub name: String,
     /// `kubernetes.io/arch`, when it names an architecture archgate knows.
     pub arch: Option<Arch>,
     /// The label value as written, for messages about unknown architectures.
     pub arch_label: String,
+    /// `kubernetes.io/os` (else `status.nodeInfo.operatingSystem`); `linux` when neither says.
     pub os: String,
+    /// `metadata.labels`, which pods' node selectors and affinity are matched against.
     pub labels: BTreeMap<String, String>,
+    /// `spec.taints`, which a pod must tolerate to be scheduled there.
     pub taints: Vec<Taint>,
     /// Allocatable extended resources with a non-zero quantity (`nvidia.com/gpu`, ...).
     pub extended_resources: Vec<String>,
+    /// `spec.unschedulable` (cordoned): only DaemonSet pods land there.
     pub unschedulable: bool,
     /// The CPU variant the node declares (`v3` for an x86-64-v3 CPU), from Node Feature
     /// Discovery's labels or a pool's platform; `None` when nothing says.
@@ -54,20 +59,32 @@ fn amd64_level(labels: &BTreeMap<String, String>) -> Option<&'static str> {
     }
 }
 
+/// One `spec.taints` entry of a node (or of a declared pool).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Taint {
+    /// The taint key, e.g. `nvidia.com/gpu`.
     pub key: String,
+    /// The taint value; None for a taint without one.
     #[serde(default)]
     pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
     pub effect: String,
 }
 
+/// Why node JSON could not be read as nodes.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeListError {
+    /// The value (or a list item) does not decode as a Node.
     #[error("not a Node, NodeList or List of Nodes: {0}")]
     Decode(#[from] serde_json::Error),
+    /// A list holds an object of another kind (as `kubectl get all -o json` prints).
     #[error("item {index} is a {kind}, not a Node")]
-    NotANode { index: usize, kind: String },
+    NotANode {
+        /// 0-based position in `items`.
+        index: usize,
+        /// The item's `kind`.
+        kind: String,
+    },
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,8 @@ use toml::Spanned;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
+    /// `platforms`: the linux `os/arch[/variant]` of the nodes, e.g. `["linux/amd64"]`; must
+    /// not be empty (other systems go in `pools`).
     pub platforms: Spanned<Vec<PlatformName>>,
     /// arm64 nodes run linux/arm (v6, v7) images and amd64 nodes linux/386 images, as containerd
     /// allows when the CPU can; off by default because not every arm64 CPU runs 32-bit code.
@@ -30,11 +32,15 @@ pub struct ClusterSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
+    /// Names the pool in messages ("pool NAME"); non-empty and unique.
     pub name: String,
     /// "linux/arm64", "linux/amd64/v3", "windows/amd64".
     pub platform: PlatformName,
+    /// Labels its nodes will carry; `kubernetes.io/arch` and `kubernetes.io/os` are added from
+    /// `platform` (and must agree with it when given).
     #[serde(default)]
     pub labels: BTreeMap<LabelKey, LabelValue>,
+    /// Taints its nodes will carry, which a pod must tolerate to go there.
     #[serde(default)]
     pub taints: Vec<TaintSpec>,
     /// Extended resources its nodes offer ("nvidia.com/gpu").
@@ -46,17 +52,23 @@ pub struct PoolSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaintSpec {
+    /// The taint key, e.g. `nvidia.com/gpu`.
     pub key: String,
+    /// The taint value; None for a taint without one.
     #[serde(default)]
     pub value: Option<String>,
+    /// What the taint does to pods that do not tolerate it.
     pub effect: TaintEffect,
 }
 
 /// The effects Kubernetes accepts on a taint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum TaintEffect {
+    /// New pods that do not tolerate the taint are not scheduled on the node.
     NoSchedule,
+    /// The scheduler avoids the node for pods that do not tolerate the taint, but may use it.
     PreferNoSchedule,
+    /// Pods that do not tolerate the taint are not scheduled there, and running ones are evicted.
     NoExecute,
 }
 
@@ -73,8 +85,11 @@ impl TaintEffect {
 /// A node label that declares a CPU variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariantLabel {
+    /// The node label key, e.g. `example.com/cpu-level`.
     pub key: String,
+    /// The label value that declares the variant.
     pub value: String,
+    /// The CPU variant nodes with the label have (`v3`, `v8.2`).
     pub variant: String,
 }
 
@@ -87,6 +102,7 @@ pub struct Cluster {
     pub pool_archs: ArchSet,
     /// Each pool as the node it would bring, named "pool NAME".
     pub pools: Vec<NodeInfo>,
+    /// From `variant_labels`; they take precedence over a node's own variant.
     pub variant_labels: Vec<VariantLabel>,
 }
 

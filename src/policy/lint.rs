@@ -15,13 +15,18 @@ use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
 
+/// How bad a finding is; ordered so the worst sorts last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// Legal but probably wrong (a shadowed rule, an architecture the cluster lacks); fails lint
+    /// only with `--deny-warnings`.
     Warning,
+    /// The policy would not load (syntax, schema or invalid value); lint fails.
     Error,
 }
 
 impl Severity {
+    /// The severity as printed: `warning` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -33,10 +38,13 @@ impl Severity {
 /// One finding, located by a byte range of the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// How bad the finding is.
     pub severity: Severity,
     /// A stable identifier ("unknown-key", "shadowed-rule", ...).
     pub code: &'static str,
+    /// The finding, in one sentence.
     pub message: String,
+    /// Byte range of the source it is about; empty (`0..0`) when it has no location.
     pub span: Range<usize>,
     /// What to do about it.
     pub help: Option<String>,

@@ -24,19 +24,35 @@ pub use evaluate::{evaluate, Decision, ImageFacts, ImageStatus, Outcome, Stage, 
 /// Why a policy could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The file could not be read.
     #[error("cannot read policy file {path}: {source}")]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
+    /// The text is not TOML or does not fit the schema (an unknown key, a wrong type, a bad
+    /// value); the message, from `toml`, says where.
     #[error("policy file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The policy file.
+        path: PathBuf,
+        /// `toml`'s error, with its line, column and source excerpt.
+        message: String,
+    },
+    /// A value is wrong (a duplicate rule name, an architecture the cluster lacks, a bad duration);
+    /// located in the file.
     #[error("policy file {path}:{line}:{column}: {message}")]
     Invalid {
+        /// The policy file.
         path: PathBuf,
+        /// 1-based line of the offending table or value.
         line: usize,
+        /// 1-based column on that line, counted in bytes.
         column: usize,
+        /// What is wrong and how to fix it.
         message: String,
     },
 }
@@ -50,11 +66,17 @@ pub struct Policy {
     pub cluster: cluster::Cluster,
     /// Whether arm64 nodes may run 32-bit arm images and amd64 nodes 386 images.
     pub compatible_execution: bool,
+    /// `defaults.mode`: what happens to pods no rule matches.
     pub default_mode: Mode,
+    /// `defaults.unknown_images`, for pods no rule (or a rule without the key) matches.
     pub default_unknown_images: UnknownImages,
+    /// `defaults.on_overload`: the answer when archgate cannot decide before the deadline.
     pub on_overload: model::OnOverload,
+    /// The rules in file order; the first that matches a pod decides for it.
     pub rules: Vec<Rule>,
+    /// The `[gpu.*]` vendors, in name order.
     pub gpus: Vec<GpuVendor>,
+    /// The compiled `[placement]` table.
     pub placement: Placement,
 }
 
@@ -63,6 +85,7 @@ pub struct Policy {
 pub struct Placement {
     /// Workload kinds whose templates the mutating stage places.
     pub templates: Vec<model::TemplateKind>,
+    /// What the mutating stage does when lookups miss the admission deadline.
     pub on_lookup_timeout: model::OnLookupTimeout,
     /// How long a gated pod waits for its lookups before `unknown_images` decides.
     pub give_up_after: std::time::Duration,
@@ -81,22 +104,30 @@ impl Placement {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// The rule's unique name, used in messages.
     pub name: String,
+    /// Namespace names or `prefix*` patterns; empty matches every namespace.
     pub namespaces: Vec<NamespacePattern>,
     /// Over the namespace's labels.
     pub namespace_selector: Option<LabelSelector>,
     /// Over the pod's labels.
     pub selector: Option<LabelSelector>,
+    /// The rule's mode; None falls back to `defaults.mode`.
     pub mode: Option<Mode>,
+    /// The only architectures the rule allows; None allows any.
     pub architectures: Option<ArchSet>,
+    /// The rule's `unknown_images`; None falls back to the default.
     pub unknown_images: Option<UnknownImages>,
+    /// Weighted preferences, added as preferred node affinity.
     pub prefer: Vec<Preference>,
 }
 
 /// A weighted architecture preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Preference {
+    /// The preferred architectures.
     pub architectures: ArchSet,
+    /// The preferredDuringScheduling weight, 1 to 100.
     pub weight: i32,
 }
 
@@ -109,10 +140,15 @@ pub struct LabelSelector {
 /// A compiled GPU vendor.
 #[derive(Debug, Clone)]
 pub struct GpuVendor {
+    /// The vendor's key under `[gpu]`, used in messages.
     pub name: String,
+    /// Extended resource names (`nvidia.com/gpu`) whose request selects this vendor.
     pub resources: Vec<String>,
+    /// The architectures of this vendor's GPU nodes.
     pub architectures: ArchSet,
+    /// Labels added to a requesting pod's nodeSelector unless it already sets them.
     pub node_selector: BTreeMap<String, String>,
+    /// Tolerations added to a requesting pod unless it already has covering ones.
     pub tolerations: Vec<Toleration>,
 }
 
@@ -288,6 +324,8 @@ impl Policy {
 }
 
 impl Rule {
+    /// Whether the rule applies to a pod with `labels` in `namespace`: its name patterns,
+    /// namespace selector and pod selector must all match (absent ones match everything).
     pub fn matches(&self, namespace: &Namespace, labels: &BTreeMap<String, String>) -> bool {
         let named = self.namespaces.is_empty()
             || self.namespaces.iter().any(|p| p.matches(&namespace.name));
@@ -339,6 +377,7 @@ impl LabelSelector {
         Ok(LabelSelector { requirements })
     }
 
+    /// Whether `labels` meet every requirement; an empty selector matches all labels.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|(key, op, values)| {
             let v = labels.get(key);

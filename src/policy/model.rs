@@ -15,13 +15,18 @@ use crate::arch::Arch;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
+    /// `[cluster]`: the platforms and node pools the cluster has.
     pub cluster: super::cluster::ClusterSpec,
+    /// `[defaults]`: what applies to pods no rule matches; every key has a default.
     #[serde(default)]
     pub defaults: DefaultsSpec,
+    /// `[[rules]]`, tried in order; spans locate a rule in error messages.
     #[serde(default)]
     pub rules: Vec<Spanned<RuleSpec>>,
+    /// `[gpu.<vendor>]` tables by vendor name; spans locate a vendor in error messages.
     #[serde(default)]
     pub gpu: BTreeMap<String, Spanned<GpuVendorSpec>>,
+    /// `[placement]`: templates, lookup timeouts and gating; every key has a default.
     #[serde(default)]
     pub placement: PlacementSpec,
 }
@@ -67,11 +72,17 @@ fn default_give_up_after() -> Spanned<String> {
 /// A workload kind with a pod template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 pub enum TemplateKind {
+    /// `DaemonSet`, the default: its pods are bound to nodes, so only its template can be placed.
     DaemonSet,
+    /// `Deployment`; its ReplicaSets create the pods from `spec.template`.
     Deployment,
+    /// `StatefulSet`, template at `spec.template`.
     StatefulSet,
+    /// `ReplicaSet`, template at `spec.template`.
     ReplicaSet,
+    /// `Job`, template at `spec.template`.
     Job,
+    /// `CronJob`, template at `spec.jobTemplate.spec.template`.
     CronJob,
 }
 
@@ -117,10 +128,13 @@ pub enum OnLookupTimeout {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsSpec {
+    /// `mode`, `mutate` unless set.
     #[serde(default = "default_mode")]
     pub mode: Mode,
+    /// `unknown_images`, `warn` unless set.
     #[serde(default = "default_unknown")]
     pub unknown_images: UnknownImages,
+    /// `on_overload`, `allow` unless set.
     #[serde(default = "default_overload")]
     pub on_overload: OnOverload,
 }
@@ -161,14 +175,20 @@ fn default_unknown() -> UnknownImages {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
+    /// Names the rule in messages and decisions; non-empty and unique across rules.
     pub name: String,
+    /// Namespace names or `prefix*` patterns; empty matches every namespace.
     #[serde(default)]
     pub namespaces: Vec<NamespacePattern>,
     /// Namespaces by label, as a webhook's `namespaceSelector` picks them.
     pub namespace_selector: Option<SelectorSpec>,
+    /// Pods by label; None matches every pod.
     pub pod_selector: Option<SelectorSpec>,
+    /// Overrides `defaults.mode` for the pods this rule matches.
     pub mode: Option<Mode>,
+    /// The only architectures its pods may run on; None leaves it to images and cluster.
     pub architectures: Option<Vec<ArchName>>,
+    /// Overrides `defaults.unknown_images` for the pods this rule matches.
     pub unknown_images: Option<UnknownImages>,
     /// Soft preferences, added as preferredDuringScheduling node affinity; never a requirement.
     #[serde(default)]
@@ -179,7 +199,9 @@ pub struct RuleSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PreferenceSpec {
+    /// The architectures to favour; only those the pod can run on are preferred.
     pub architectures: Vec<ArchName>,
+    /// How strongly the scheduler favours them.
     pub weight: Weight,
 }
 
@@ -204,26 +226,37 @@ impl TryFrom<i64> for Weight {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorSpec {
+    /// `match_labels`: each key must have exactly this value.
     #[serde(default)]
     pub match_labels: BTreeMap<LabelKey, LabelValue>,
+    /// `match_expressions`, all of which must hold alongside `match_labels`.
     #[serde(default)]
     pub match_expressions: Vec<ExpressionSpec>,
 }
 
+/// One `match_expressions` entry: `key operator values`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpressionSpec {
+    /// The label the expression tests.
     pub key: LabelKey,
+    /// How `key` is tested against `values`.
     pub operator: SelectorOperator,
+    /// Required and non-empty for `In`/`NotIn`, forbidden for `Exists`/`DoesNotExist`.
     #[serde(default)]
     pub values: Vec<LabelValue>,
 }
 
+/// The operator of a selector expression, as Kubernetes label selectors spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SelectorOperator {
+    /// The label is set to one of the values.
     In,
+    /// The label is unset or set to none of the values.
     NotIn,
+    /// The label is set, to any value.
     Exists,
+    /// The label is unset.
     DoesNotExist,
 }
 
@@ -231,10 +264,15 @@ pub enum SelectorOperator {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuVendorSpec {
+    /// Extended resources whose request selects this vendor, e.g. `nvidia.com/gpu`; each
+    /// resource may belong to one vendor only.
     pub resources: Vec<ResourceName>,
+    /// The architectures this vendor's GPU nodes have; pods requesting it are kept to them.
     pub architectures: Vec<ArchName>,
+    /// Labels the vendor's nodes carry, added to a requesting pod's nodeSelector.
     #[serde(default)]
     pub node_selector: BTreeMap<LabelKey, LabelValue>,
+    /// Taints the vendor's nodes carry, tolerated for a requesting pod unless it already does.
     #[serde(default)]
     pub tolerations: Vec<Toleration>,
 }
@@ -254,6 +292,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode as the policy file spells it (`mutate`, `validate`, `warn`, `off`).
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Mutate => "mutate",
@@ -300,7 +339,9 @@ impl TryFrom<String> for ArchName {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct PlatformName {
+    /// The platform as written, with its variant if any.
     pub platform: Platform,
+    /// Its architecture, checked to be one Kubernetes nodes report.
     pub arch: Arch,
 }
 
@@ -339,6 +380,7 @@ impl TryFrom<String> for NamespacePattern {
 }
 
 impl NamespacePattern {
+    /// Whether `namespace` is this name, or starts with this pattern's prefix.
     pub fn matches(&self, namespace: &str) -> bool {
         match self.0.strip_suffix('*') {
             Some(prefix) => namespace.starts_with(prefix),

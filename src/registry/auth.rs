@@ -10,10 +10,15 @@ use std::time::{Duration, Instant};
 /// What a registry asked for in its 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// Send the credential itself as `Authorization: Basic` (impossible with an identity token).
     Basic,
+    /// Get a token from the token service first, and send it as `Authorization: Bearer`.
     Bearer {
+        /// The token service's URL.
         realm: String,
+        /// `service`, passed on to the token service; None when the challenge has none.
         service: Option<String>,
+        /// `scope` to ask for; None means `repository:<repo>:pull`.
         scope: Option<String>,
     },
 }
@@ -108,6 +113,7 @@ pub struct AuthCache {
 }
 
 impl AuthCache {
+    /// An empty cache holding at most `max_entries` headers (at least one).
     pub fn new(max_entries: usize) -> AuthCache {
         AuthCache {
             entries: Mutex::new(HashMap::new()),
@@ -115,12 +121,14 @@ impl AuthCache {
         }
     }
 
+    /// The header to send for `repository` on `host` as `scope`, unless none or expired.
     pub fn get(&self, host: &str, repository: &str, scope: Scope) -> Option<String> {
         let entries = self.entries.lock().ok()?;
         let (header, until) = entries.get(&(host.to_string(), repository.to_string(), scope))?;
         (Instant::now() < *until).then(|| header.clone())
     }
 
+    /// Remembers `header` for `ttl`; when full, expired entries go, and if none had, all do.
     pub fn put(&self, host: &str, repository: &str, scope: Scope, header: String, ttl: Duration) {
         let Ok(mut entries) = self.entries.lock() else {
             return;

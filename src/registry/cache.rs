@@ -31,6 +31,7 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// Empty caches, each bounded by `max_entries` and living for its configured TTL.
     pub fn new(config: &super::config::CacheConfig, metrics: RegistryMetrics) -> Caches {
         Caches {
             tags: moka::future::Cache::builder()
@@ -71,6 +72,7 @@ impl Caches {
         None
     }
 
+    /// Remembers that `tag` pointed at `digest` when asked as `scope`, for the tag TTL.
     pub async fn put_tag(&self, host: &str, repo: &str, tag: &str, scope: Scope, digest: String) {
         let key = (host.to_string(), repo.to_string(), tag.to_string(), scope);
         self.tags.insert(key, digest).await;
@@ -100,6 +102,7 @@ impl Caches {
         None
     }
 
+    /// Remembers a digest's platforms as learned by `scope`, for the platforms TTL.
     pub async fn put_platforms(
         &self,
         host: &str,
@@ -128,6 +131,7 @@ impl Caches {
         hit
     }
 
+    /// Remembers a failed lookup for the negative TTL, so it is not retried by every pod.
     pub async fn put_failure(&self, image_key: &str, candidates: u64, failure: Failure) {
         self.failures
             .insert((image_key.to_string(), candidates), failure)
@@ -138,6 +142,7 @@ impl Caches {
 /// Why a lookup failed, and whether asking again later may succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// The error for the pod's creator: names the image, and a failed mirror when there was one.
     pub message: Arc<str>,
     /// Slow, unreachable or overloaded, rather than an answer that will not change.
     pub transient: bool,
@@ -260,6 +265,7 @@ where
         lock(&self.flights).len()
     }
 
+    /// Whether no flight is under way.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -39,19 +39,28 @@ pub struct Client {
     default_http: reqwest::Client,
     by_host: HashMap<String, reqwest::Client>,
     auth: AuthCache,
+    /// The `archgate_registry_*` metrics every request records.
     pub metrics: RegistryMetrics,
 }
 
 /// Why the client could not be built (a CA file that rustls refuses).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
+    /// A host's `ca_file` has a bad PEM block or a certificate rustls refuses.
     #[error("registry CA for {host}: {reason}: give a PEM file of CA certificates in ca_file")]
-    Ca { host: String, reason: String },
+    Ca {
+        /// The `[registries]` key whose CA was refused.
+        host: String,
+        /// What rustls or the PEM parser said.
+        reason: String,
+    },
+    /// rustls or reqwest could not build the client (their message given).
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
 }
 
 impl Client {
+    /// Builds the guard from `config`'s lists and one HTTP client per host with its own CA.
     pub fn new(
         config: RegistryConfig,
         metrics: RegistryMetrics,
@@ -82,6 +91,7 @@ impl Client {
         })
     }
 
+    /// The configuration the client was built from.
     pub fn config(&self) -> &RegistryConfig {
         &self.config
     }

@@ -32,19 +32,33 @@ use toml::Spanned;
 /// Why the registry configuration could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryConfigError {
+    /// The file could not be read.
     #[error("cannot read registry config {path}: {source}")]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
+    /// The text is not TOML or does not fit the schema; the message, from `toml`, says where.
     #[error("registry config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The registry config file.
+        path: PathBuf,
+        /// `toml`'s error, with its line, column and source excerpt.
+        message: String,
+    },
+    /// A value is wrong (a bad host pattern, duration or CA file); located in the file.
     #[error("registry config {path}:{line}:{column}: {message}")]
     Invalid {
+        /// The registry config file.
         path: PathBuf,
+        /// 1-based line of the offending value.
         line: usize,
+        /// 1-based column on that line, counted in bytes.
         column: usize,
+        /// What is wrong and how to fix it.
         message: String,
     },
 }
@@ -144,7 +158,9 @@ pub struct RegistryConfig {
     pub allow: Vec<String>,
     /// Host patterns and CIDR networks that may never be contacted.
     pub deny: Vec<String>,
+    /// `[timeouts]`: lookup, request and background limits.
     pub timeouts: Timeouts,
+    /// `[cache]`: lifetimes and size of the tag, platform, failure and token caches.
     pub cache: CacheConfig,
     /// By registry host (`docker.io` for Docker Hub, whatever it was written as).
     pub registries: BTreeMap<String, HostConfig>,
@@ -173,6 +189,7 @@ impl Default for RegistryConfig {
 }
 
 impl RegistryConfig {
+    /// Reads and checks the `--registry-config` file.
     pub fn load(path: &Path) -> Result<RegistryConfig, RegistryConfigError> {
         let source = std::fs::read_to_string(path).map_err(|source| RegistryConfigError::Read {
             path: path.to_path_buf(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 /// Two credentials are equal when username and password are, wherever they came from.
 #[derive(Clone)]
 pub struct Credential {
+    /// The registry username; empty for an identity token. Safe to log, unlike the password.
     pub username: String,
     password: String,
     /// `password` is an OAuth2 refresh token (docker config `identitytoken`): exchanged at the
@@ -46,6 +47,7 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// A username and password (or access token) with no origin yet; see [`Self::with_origin`].
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credential {
         Credential {
             username: username.into(),
@@ -110,6 +112,7 @@ impl Credential {
 /// Who a registry answer was obtained as: the cache never serves it to anyone else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
+    /// Obtained with no credential: anyone may be served it.
     Anonymous,
     /// The first 16 bytes of sha256(username NUL password).
     Credential([u8; 16]),
@@ -119,15 +122,26 @@ pub enum Scope {
 /// must not reach a log line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialsError {
+    /// The config is not JSON of the expected shape.
     #[error("{origin}: not a docker config ({reason} at line {line} column {column})")]
     Json {
+        /// Where the config came from ("pull secret apps/regcred", a file path).
         origin: String,
+        /// The kind of JSON error ("invalid JSON", "unexpected value"), never the text.
         reason: &'static str,
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column of the error.
         column: usize,
     },
+    /// An entry's `auth` does not decode to `user:password`.
     #[error("{origin}: entry for {key}: `auth` is not base64 of user:password")]
-    BadAuth { origin: String, key: String },
+    BadAuth {
+        /// Where the config came from ("pull secret apps/regcred", a file path).
+        origin: String,
+        /// The entry's registry key, e.g. `https://index.docker.io/v1/`.
+        key: String,
+    },
 }
 
 /// One config entry as written (both formats share it).
@@ -205,6 +219,7 @@ impl Keyring {
         Ok(Keyring { entries: out })
     }
 
+    /// Whether the source holds no usable entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -18,20 +18,40 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// A host or address the guard refused; the message says which rule and how to change it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
+    /// The allow list is not empty and no entry matches the registry host (given).
     #[error("registry {0} is not in the registry config's allow list: add it there to let archgate ask it")]
     NotAllowed(String),
+    /// A host pattern of the deny list matches the host (given).
     #[error("registry {0} is in the registry config's deny list")]
     Denied(String),
+    /// The host is, or resolves to, an address that is never contacted (metadata services,
+    /// link-local, multicast), whatever the lists say.
     #[error("registry {host} is on a link-local, cloud metadata or other never-contacted network")]
-    Blocked { host: String, ip: IpAddr },
+    Blocked {
+        /// The host checked: a registry, mirror, redirect target or token realm.
+        host: String,
+        /// The refused address, for archgate's log only: messages never show it.
+        ip: IpAddr,
+    },
+    /// The host is, or resolves to, an address in a CIDR of the deny list.
     #[error("registry {host} is in a network the registry config denies")]
     DeniedNetwork {
+        /// The host checked: a registry, mirror, redirect target or token realm.
         host: String,
+        /// The refused address, for archgate's log only: messages never show it.
         ip: IpAddr,
+        /// The deny-list network it fell in, e.g. `10.0.0.0/8`.
         network: String,
     },
+    /// The host is, or resolves to, a private address (loopback, RFC 1918/4193, shared space)
+    /// and the operator has not named it under `[registries]` or in `allow`.
     #[error("registry {host} is on a private network (loopback, RFC 1918/4193 or cluster-internal): name it under [registries] in the registry config to let archgate ask it")]
-    Private { host: String, ip: IpAddr },
+    Private {
+        /// The host checked: a registry, mirror, redirect target or token realm.
+        host: String,
+        /// The refused address, for archgate's log only: messages never show it.
+        ip: IpAddr,
+    },
 }
 
 /// An IP network (`10.0.0.0/8`, `fe80::/10`).
@@ -42,6 +62,7 @@ pub struct Network {
 }
 
 impl Network {
+    /// Parses `addr/prefix`; None for a bare address or a prefix longer than the address.
     pub fn parse(s: &str) -> Option<Network> {
         let (addr, prefix) = s.split_once('/')?;
         let addr: IpAddr = addr.parse().ok()?;
@@ -65,6 +86,7 @@ impl Network {
         }
     }
 
+    /// Whether `ip` is in the network; IPv4-mapped IPv6 addresses count as their IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {

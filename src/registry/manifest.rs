@@ -6,11 +6,17 @@ use crate::image::Platform;
 use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha512};
 
+/// Docker manifest list: one entry per platform, like an OCI index.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image index: one entry per platform (plus attestations, which are skipped).
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker schema 2 image manifest: one platform, named in its config blob.
 pub const DOCKER_SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// OCI image manifest: one platform, named in its config blob.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker schema 1 manifest, signed; it names its architecture itself (linux only).
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// Docker schema 1 manifest, unsigned; it names its architecture itself (linux only).
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 
 /// Every type in one Accept header: registries answer 404 for a tag whose type is not listed.
@@ -23,20 +29,40 @@ pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 /// What is wrong with a document; the caller adds which image it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
+    /// The document exceeds [`MAX_DOCUMENT_BYTES`] and was not parsed.
     #[error("the {what} is larger than {MAX_DOCUMENT_BYTES} bytes")]
-    TooLarge { what: &'static str },
+    TooLarge {
+        /// Which document: "manifest" or "image config".
+        what: &'static str,
+    },
+    /// The document is not JSON, or lacks what its type requires (`manifests`, `config`).
     #[error("the {what} is not valid JSON of its kind: {reason}")]
-    Malformed { what: &'static str, reason: String },
+    Malformed {
+        /// Which document: "manifest", "schema1 manifest" or "image config".
+        what: &'static str,
+        /// The JSON parser's message, or which required member is missing.
+        reason: String,
+    },
+    /// The media type is neither an index nor a manifest, and the document's shape is neither.
     #[error("the registry served media type {0:?}, which is not an image manifest or index")]
     UnsupportedType(String),
+    /// An index entry is itself an index (its digest given), which archgate does not follow.
     #[error(
         "the index lists another index ({0}); nested indexes are not supported: push a flat index"
     )]
     NestedIndex(String),
+    /// Every index entry is an attestation (or there are none): nothing to run.
     #[error("the index lists no runnable platform (only attestations or nothing)")]
     NoPlatforms,
+    /// The bytes do not hash to the digest they were fetched by.
     #[error("content does not match its digest {expected} (got {actual}): the registry or a proxy altered it")]
-    DigestMismatch { expected: String, actual: String },
+    DigestMismatch {
+        /// The digest the content was fetched by.
+        expected: String,
+        /// The digest of what arrived, in the same algorithm.
+        actual: String,
+    },
+    /// The digest's algorithm is neither `sha256` nor `sha512`.
     #[error("unsupported digest {0:?}")]
     UnsupportedDigest(String),
 }
@@ -44,25 +70,35 @@ pub enum ManifestError {
 /// A content descriptor from an index or manifest.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Descriptor {
+    /// `mediaType`: whether the entry is a manifest or (refused) a nested index; empty when absent.
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
+    /// The content's digest (`sha256:<hex>`), by which it is fetched and verified.
     pub digest: String,
+    /// `size` in bytes as the descriptor declares it; 0 when absent.
     #[serde(default)]
     pub size: u64,
+    /// The entry's platform; None for entries whose manifest must be read to learn it.
     #[serde(default)]
     pub platform: Option<OciPlatform>,
+    /// `annotations`; `vnd.docker.reference.type` marks a BuildKit attestation.
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 
+/// A platform as an index entry or image config spells it, before normalisation.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct OciPlatform {
+    /// `os`, e.g. `linux`; empty when absent.
     #[serde(default)]
     pub os: String,
+    /// `architecture`, e.g. `arm64`; empty when absent.
     #[serde(default)]
     pub architecture: String,
+    /// `variant`, e.g. `v8` or `v7`; None when absent.
     #[serde(default)]
     pub variant: Option<String>,
+    /// `os.version`, set by Windows images (`10.0.17763.1234`); None elsewhere.
     #[serde(rename = "os.version", default)]
     pub os_version: Option<String>,
 }
@@ -84,7 +120,10 @@ pub enum Document {
     /// An image index / manifest list: one entry per platform.
     Index(Vec<Descriptor>),
     /// A single-platform image: the platform is in its config blob.
-    Image { config: Descriptor },
+    Image {
+        /// The config blob's descriptor, fetched to read the platform.
+        config: Descriptor,
+    },
     /// A legacy schema1 manifest names its platform itself.
     Schema1(Platform),
 }

@@ -22,6 +22,7 @@ const WELL_KNOWN: [&str; 9] = [
     "nvcr.io",
 ];
 
+/// The registry client's collectors, and which hosts get their own `registry` label.
 #[derive(Clone)]
 pub struct RegistryMetrics {
     /// HTTP requests by registry and outcome (ok, not_found, unauthorized, error, timeout, refused).
@@ -30,6 +31,7 @@ pub struct RegistryMetrics {
     pub latency: HistogramVec,
     /// Cache hits, misses and evictions by cache (tags, platforms, failures).
     pub cache: IntCounterVec,
+    /// Image lookups waiting on a registry now (one per flight, however many pods joined it).
     pub in_flight: IntGauge,
     /// Docker Hub's `RateLimit-Remaining`, by registry.
     pub rate_limit_remaining: GaugeVec,
@@ -121,6 +123,7 @@ impl RegistryMetrics {
         }
     }
 
+    /// Counts one `event` (hit, miss, eviction) of `cache` (tags, platforms, failures).
     pub fn cache_event(&self, cache: &str, event: &str) {
         self.cache.with_label_values(&[cache, event]).inc();
     }

@@ -39,40 +39,69 @@ pub use config::{RegistryConfig, RegistryConfigError};
 /// Why one image's platforms could not be learned. The message names the image and what to do.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LookupError {
+    /// A request for the tag, manifest or config failed.
     #[error("image {image}: {source}")]
     Fetch {
+        /// The image, in canonical form (`docker.io/library/nginx:1.27`).
         image: String,
+        /// Why the request failed.
         #[source]
         source: FetchError,
     },
+    /// A manifest, index or config arrived but is bad (too large, malformed, altered).
     #[error("image {image}: {source}")]
     Document {
+        /// The image, in canonical form (`docker.io/library/nginx:1.27`).
         image: String,
+        /// What is wrong with the document.
         #[source]
         source: ManifestError,
     },
+    /// An index entry without a platform could not be fetched to learn its platform.
     #[error("image {image}: index entry {digest} cannot be read ({source})")]
     Child {
+        /// The image, in canonical form (`docker.io/library/nginx:1.27`).
         image: String,
+        /// The entry's digest.
         digest: String,
+        /// Why fetching it failed.
         #[source]
         source: FetchError,
     },
+    /// The registry gave neither a `Docker-Content-Digest` header nor a body for the tag.
     #[error(
         "image {image}: {host} answered the tag without a Docker-Content-Digest header or body"
     )]
-    NoDigest { image: String, host: String },
+    NoDigest {
+        /// The image, in canonical form (`docker.io/library/nginx:1.27`).
+        image: String,
+        /// The registry host that answered, as `host` or `host:port`.
+        host: String,
+    },
+    /// The lookup (mirror and fallback together) outlasted its timeout.
     #[error("image {image}: no answer from the registry within {timeout_ms} ms (timeouts.{key} in the registry config)")]
     Timeout {
+        /// The image, in canonical form (`docker.io/library/nginx:1.27`).
         image: String,
+        /// The timeout that ran out, in milliseconds.
         timeout_ms: u128,
         /// `lookup`, or `background` for the placement controller's lookups.
         key: &'static str,
     },
+    /// There was no host to ask: the lookup had no route at all.
     #[error("image {image}: no registry host may be asked")]
-    NoRoute { image: String },
+    NoRoute {
+        /// The image, in canonical form (`docker.io/library/nginx:1.27`).
+        image: String,
+    },
+    /// The lookup panicked (a bug); it fails like any error and is cached as one.
     #[error("image {image}: the registry lookup failed unexpectedly ({reason})")]
-    Panicked { image: String, reason: String },
+    Panicked {
+        /// The image, in canonical form (`docker.io/library/nginx:1.27`).
+        image: String,
+        /// The panic's message.
+        reason: String,
+    },
 }
 
 impl LookupError {
