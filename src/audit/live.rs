@@ -11,9 +11,13 @@ use std::sync::Arc;
 /// A pod bound to a node, as the watch keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundPod {
+    /// `metadata.namespace`.
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
+    /// `metadata.uid`, for the Event's involved object; None when the pod carries none.
     pub uid: Option<String>,
+    /// `spec.nodeName`: the node the pod is bound to.
     pub node: String,
     /// Init and app container images, as written.
     pub images: Vec<String>,
@@ -26,10 +30,15 @@ pub struct BoundPod {
 /// A pod that has just become misplaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Became {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
+    /// The pod's `metadata.uid`, for the Event's involved object.
     pub uid: Option<String>,
+    /// The node it is bound to.
     pub node: String,
+    /// The node's `os/architecture` (`linux/arm64`), as the log line and the Event say it.
     pub node_platform: String,
     /// The images that cannot run there, each with its platforms.
     pub images: Vec<(String, String)>,
@@ -67,6 +76,7 @@ impl MisplacedPods {
         }
     }
 
+    /// Forgets a deleted pod, and its place in the misplaced count.
     pub fn remove(&mut self, namespace: &str, name: &str) {
         self.pods.remove(&(namespace.to_string(), name.to_string()));
     }
@@ -81,6 +91,7 @@ impl MisplacedPods {
         self.pods.len()
     }
 
+    /// True when no pod is held.
     pub fn is_empty(&self) -> bool {
         self.pods.is_empty()
     }

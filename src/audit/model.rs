@@ -11,7 +11,10 @@ use std::sync::Arc;
 /// A controller named by an owner reference: `ReplicaSet/web-7d9f`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjRef {
+    /// The owner's `kind`: `ReplicaSet`, `Job`, `Deployment`, or a custom controller's kind.
     pub kind: String,
+    /// The owner's name, in the pod's (or workload's) namespace: owner references never cross
+    /// namespaces.
     pub name: String,
 }
 
@@ -24,7 +27,9 @@ impl std::fmt::Display for ObjRef {
 /// The few fields of a running pod the audit reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodFacts {
+    /// `metadata.namespace`.
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
     /// `spec.nodeName`; None while the pod is not scheduled.
     pub node: Option<String>,
@@ -48,7 +53,9 @@ pub struct WorkloadFacts {
     /// `Deployment`, `StatefulSet`, `DaemonSet`, `Job`, `CronJob`, `ReplicaSet`, or `Pod` for a
     /// pod nothing owns.
     pub kind: String,
+    /// `metadata.namespace`.
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
     /// The controller owner reference: a ReplicaSet's Deployment, a Job's CronJob.
     pub owner: Option<ObjRef>,
@@ -64,14 +71,22 @@ pub struct WorkloadFacts {
 /// The admission pipeline's answer for one workload, as `check` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decided {
+    /// The validating stage would refuse it: reported as a would-deny finding.
     pub denied: bool,
+    /// The mutating stage would patch it in a way that changes where its pods can go; a patch that
+    /// only restates the existing pin is not counted.
     pub patched: bool,
+    /// The name of the policy rule that matched; None when no rule did.
     pub rule: Option<String>,
+    /// The architectures its pods would be placed on.
     pub architectures: Vec<String>,
     /// `object` (the workload's own template is patched) or `pods`.
     pub patch_target: &'static str,
+    /// The RFC 6902 operations the mutating webhook would return.
     pub patch: Vec<serde_json::Value>,
+    /// Why it would be denied, as the API server would show them.
     pub messages: Vec<String>,
+    /// Warnings the API server would show to whoever creates it.
     pub warnings: Vec<String>,
 }
 
@@ -80,25 +95,34 @@ pub struct Decided {
 pub struct ImageFacts {
     /// The normalised reference (`docker.io/library/nginx:1.27`): findings name images by it.
     pub reference: String,
+    /// Whether its platforms were found, and what they are.
     pub status: ImageStatus,
 }
 
 /// The lookup's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageStatus {
+    /// The platforms the image is built for.
     Resolved(Arc<ImagePlatforms>),
     /// Why the platforms are not known; `transient` when asking later may succeed.
     Unresolved {
+        /// Why the lookup failed, as the registry client or the platforms file says.
         reason: String,
+        /// Asking again later may succeed (a registry down, a timeout, 5xx, 429).
         transient: bool,
     },
 }
 
 /// Everything the audit decides from.
 pub struct Input<'a> {
+    /// The cluster's nodes, as listed.
     pub inventory: &'a Inventory,
+    /// Every listed pod, bound or not.
     pub pods: &'a [PodFacts],
+    /// Every listed workload: the ones nothing owns are judged, the others only resolve owner
+    /// chains.
     pub workloads: &'a [WorkloadFacts],
+    /// What is known about each image, keyed by the reference as pods and templates write it.
     pub images: &'a BTreeMap<String, ImageFacts>,
     /// The policy's `compatible_execution` (arm64 runs arm/v7, amd64 runs 386).
     pub compatible_execution: bool,
@@ -108,22 +132,34 @@ pub struct Input<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Finding {
+    /// A pod bound to a node that cannot run one of its images.
     Misplaced(Misplaced),
+    /// A workload the policy would refuse if it were created today.
     WouldDeny(WouldAdmit),
+    /// A workload whose pods the policy would place differently if it were created today.
     WouldPatch(WouldAdmit),
+    /// A workload pinned to fewer architectures than its images and the cluster allow.
     Narrower(Narrower),
+    /// An image that lacks a build for an architecture the cluster has.
     MissingArch(MissingArch),
+    /// An image whose platforms could not be looked up.
     Unresolved(Unresolved),
 }
 
 /// The kinds of finding, most serious first; `--fail-on` compares against this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FindingKind {
+    /// See [`Finding::Misplaced`]: the most serious, a pod that may be crash-looping now.
     Misplaced,
+    /// See [`Finding::WouldDeny`].
     WouldDeny,
+    /// See [`Finding::WouldPatch`].
     WouldPatch,
+    /// See [`Finding::Narrower`].
     Narrower,
+    /// See [`Finding::MissingArch`].
     MissingArch,
+    /// See [`Finding::Unresolved`]: the least serious, nothing is known to be wrong.
     Unresolved,
 }
 
@@ -152,6 +188,7 @@ impl FindingKind {
 }
 
 impl Finding {
+    /// Which kind of finding this is, for ordering, counting and `--fail-on`.
     pub fn kind(&self) -> FindingKind {
         match self {
             Finding::Misplaced(_) => FindingKind::Misplaced,
@@ -179,17 +216,27 @@ impl Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Misplaced {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
+    /// Always `Pod`.
     pub object_kind: &'static str,
     /// The top owner: `Deployment/web`, `CronJob/backup`; null for a pod nothing owns.
     pub owner: Option<String>,
+    /// The node the pod is bound to.
     pub node: String,
+    /// The node's `kubernetes.io/arch` label.
     pub node_architecture: String,
+    /// The node's `kubernetes.io/os` label.
     pub node_os: String,
+    /// Each init and app container image, whether or not it runs on the node.
     pub images: Vec<ImageOnNode>,
+    /// A container is waiting in `CrashLoopBackOff` now.
     pub crash_looping: bool,
+    /// Restarts summed over the pod's containers.
     pub restarts: u32,
+    /// `status.phase` (`Running`, `Pending`, ...).
     pub phase: String,
 }
 
@@ -197,6 +244,7 @@ pub struct Misplaced {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageOnNode {
+    /// The reference as the pod writes it.
     pub image: String,
     /// `linux/amd64`, ...; empty when the image is unresolved.
     pub platforms: Vec<String>,
@@ -208,14 +256,25 @@ pub struct ImageOnNode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WouldAdmit {
+    /// The workload's namespace.
     pub namespace: String,
+    /// The workload's name.
     pub name: String,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, or a ReplicaSet, Job or Pod that
+    /// nothing owns.
     pub object_kind: String,
+    /// The name of the policy rule that matched; None when no rule did.
     pub rule: Option<String>,
+    /// The architectures the pods would be placed on.
     pub architectures: Vec<String>,
+    /// `pods` (the patch applies to the pods its controller creates) or `object` (to the object
+    /// itself: a Pod nothing owns, or a template the policy's `[placement] templates` places).
     pub patch_target: &'static str,
+    /// The RFC 6902 operations the mutating webhook would return, as `check` prints them.
     pub patch: Vec<serde_json::Value>,
+    /// Why it would be denied.
     pub messages: Vec<String>,
+    /// Warnings the API server would show.
     pub warnings: Vec<String>,
 }
 
@@ -223,8 +282,12 @@ pub struct WouldAdmit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Narrower {
+    /// The workload's namespace.
     pub namespace: String,
+    /// The workload's name.
     pub name: String,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, or a ReplicaSet, Job or Pod that
+    /// nothing owns.
     pub object_kind: String,
     /// The architectures its nodeSelector and affinity admit.
     pub pinned_to: Vec<String>,
@@ -242,10 +305,13 @@ pub struct MissingArch {
     pub namespace: String,
     /// The normalised image reference.
     pub name: String,
+    /// The image's platforms (`linux/arm64`, ...).
     pub platforms: Vec<String>,
+    /// The cluster's architectures it has no build for (compatible execution counts when allowed).
     pub missing: Vec<String>,
     /// How many workloads (and pods nothing owns) use it.
     pub workloads: usize,
+    /// The workloads using it, as `namespace/Kind/name`; a pod counts as its top owner.
     pub used_by: Vec<String>,
 }
 
@@ -253,11 +319,16 @@ pub struct MissingArch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Unresolved {
+    /// Always empty: images are not namespaced.
     pub namespace: String,
+    /// The normalised image reference.
     pub name: String,
+    /// Why the lookup failed, as the registry client or the platforms file says.
     pub reason: String,
     /// True when asking again later may succeed (a registry down, a timeout, 5xx, 429).
     pub transient: bool,
+    /// How many workloads (and pods nothing owns) use it.
     pub workloads: usize,
+    /// The workloads using it, as `namespace/Kind/name`; a pod counts as its top owner.
     pub used_by: Vec<String>,
 }

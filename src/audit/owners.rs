@@ -9,6 +9,7 @@ pub struct Owners<'a> {
 }
 
 impl<'a> Owners<'a> {
+    /// Indexes the owner references of `workloads` (the listed ones; pods are looked up by theirs).
     pub fn new(workloads: &'a [WorkloadFacts]) -> Owners<'a> {
         let owner_of = workloads
             .iter()

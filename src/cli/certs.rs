@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
+/// `archgate certs`'s options: where to write, and the names and lifetime of the serving
+/// certificate.
 #[derive(Debug, Args)]
 pub struct CertsArgs {
     /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
@@ -29,8 +31,12 @@ pub struct CertsArgs {
 
 /// PEM text of a generated CA and a serving pair.
 pub struct Generated {
+    /// The development CA's certificate (`ca.crt`): what the webhook configuration's `caBundle`
+    /// trusts.
     pub ca_pem: String,
+    /// The serving certificate (`tls.crt`), signed by the CA, for the given names and addresses.
     pub cert_pem: String,
+    /// The serving certificate's private key (`tls.key`); written readable by its owner only.
     pub key_pem: String,
 }
 
@@ -74,6 +80,7 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Generated, 
     })
 }
 
+/// Runs `certs`: writes ca.crt, tls.crt and tls.key into `--out` and says what it wrote.
 pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.days > 0, "--days must be positive, got {}", args.days);
     let generated =

@@ -36,6 +36,7 @@ pub enum InventoryMode {
     Auto,
 }
 
+/// How `serve` learns the cluster it guards: the node inventory, pull secrets, the kubeconfig.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Node inventory: static (the policy's [cluster] platforms), watch (the cluster's Nodes), or
@@ -51,13 +52,19 @@ pub struct ClusterArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// Why `serve` cannot start with the cluster it was asked to use.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// `--inventory watch` or `--pull-secrets` needs a cluster, and no configuration exists.
     #[error("{needed} needs a cluster configuration and none was found: pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a service account token{hint}")]
     NoConfiguration {
+        /// The option that needs the cluster: `--inventory watch` or `--pull-secrets`.
         needed: &'static str,
+        /// What else to try, appended to the message (`; or use --inventory static`), or empty.
         hint: &'static str,
     },
+    /// The configuration does not load, or the API server does not answer in time or refuses
+    /// a list.
     #[error(transparent)]
     Client(#[from] ClientError),
 }

@@ -3,6 +3,7 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
+/// `archgate completions`'s one argument: the shell.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
@@ -13,11 +14,15 @@ pub struct CompletionsArgs {
 /// The shells completions are generated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompletionShell {
+    /// Install in bash-completion's directory, or `source` it.
     Bash,
+    /// Save as `_archgate` in a directory on `$fpath`.
     Zsh,
+    /// Save in ~/.config/fish/completions/.
     Fish,
 }
 
+/// Runs `completions`: writes the script for `args.shell` to stdout.
 pub fn run(args: &CompletionsArgs) -> anyhow::Result<()> {
     let shell = match args.shell {
         CompletionShell::Bash => Shell::Bash,

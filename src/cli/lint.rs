@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+/// `archgate lint`'s options: the policy files, the output format, and whether warnings fail.
 #[derive(Debug, Args)]
 pub struct LintArgs {
     /// Output format.
@@ -23,19 +24,27 @@ pub struct LintArgs {
     pub policies: Vec<PathBuf>,
 }
 
+/// `-f`: how `lint` prints its findings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
+    /// rustc-style diagnostics with the source line, coloured on a terminal (unless NO_COLOR).
     #[default]
     Text,
+    /// One JSON array: file, severity, code, message, line and column range, help per finding.
     Json,
+    /// SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
     Sarif,
+    /// GitHub Actions workflow commands, shown as annotations on the pull request.
     Github,
 }
 
 /// One policy file's findings, located.
 pub struct FileFindings {
+    /// The file's path as given on the command line.
     pub path: String,
+    /// The file's text, from which lines and columns are computed and source lines quoted.
     pub source: String,
+    /// What `policy::lint` found in it; empty for a clean file.
     pub diagnostics: Vec<Diagnostic>,
 }
 

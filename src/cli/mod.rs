@@ -14,6 +14,7 @@ pub mod test;
 
 use clap::{Parser, Subcommand};
 
+/// The parsed command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "archgate",
@@ -21,10 +22,12 @@ use clap::{Parser, Subcommand};
     about = "Places pods on nodes whose CPU architecture and GPU vendor can run their images"
 )]
 pub struct Cli {
+    /// The subcommand to run, with its options.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// `archgate`'s subcommands; each one's module parses its options and runs it.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTPS admission webhook.

@@ -16,6 +16,7 @@ use std::time::Duration;
 /// Where the service account's namespace is mounted in a pod.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
+/// Where `serve` runs its placement controller: its namespace and its Lease's duration.
 #[derive(Debug, Clone, Args)]
 pub struct PlacementArgs {
     /// archgate's own namespace: its pods are never gated, and the placement controller's Lease

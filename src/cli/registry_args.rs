@@ -10,6 +10,8 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The registry options `serve`, `check` and `audit` share; with neither set, no registry is
+/// asked.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RegistryArgs {
     /// Registry client configuration (TOML): per-registry CA, plain HTTP and mirror, allow/deny
@@ -26,18 +28,25 @@ pub struct RegistryArgs {
 /// Why the registry options could not be turned into a source.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryArgsError {
+    /// The `--registry-config` file does not load.
     #[error(transparent)]
     Config(#[from] RegistryConfigError),
+    /// The `--docker-config` file cannot be read.
     #[error("cannot read --docker-config {path}: {source}")]
     DockerConfigRead {
+        /// The `--docker-config` path.
         path: PathBuf,
+        /// Why reading it failed.
         #[source]
         source: std::io::Error,
     },
+    /// The `--docker-config` file is not a usable Docker config.json.
     #[error("--docker-config: {0}")]
     DockerConfig(#[from] CredentialsError),
+    /// The registry HTTP client cannot be built (a registry's CA file that holds no certificate).
     #[error("registry client: {0}")]
     Client(#[from] ClientBuildError),
+    /// The registry metrics cannot be registered (a name registered twice).
     #[error("cannot register the registry metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }

@@ -32,9 +32,13 @@ use std::sync::Arc;
 /// A reloadable file, as the `file` label of `archgate_config_reloads_total` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigFile {
+    /// The policy file (`--policy`).
     Policy,
+    /// The static platforms file (`--platforms`).
     Platforms,
+    /// The registry client configuration (`--registry-config`).
     RegistryConfig,
+    /// The node-wide registry credentials (`--docker-config`).
     DockerConfig,
 }
 

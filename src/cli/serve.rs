@@ -21,6 +21,8 @@ use std::sync::Arc;
 const DEV_POLICY: &str = include_str!("../../policies/homelab.toml");
 const DEV_PLATFORMS: &str = include_str!("../../policies/homelab-platforms.toml");
 
+/// `archgate serve`'s options: configuration files, TLS, where to listen, capacity, shutdown, and
+/// the cluster.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Policy file (TOML); see policies/README.md. Reloaded when it changes on disk.
@@ -57,14 +59,19 @@ pub struct ServeArgs {
             .ok_or_else(|| format!("{s:?} is not a duration: write e.g. \"5s\" or \"500ms\""))
     })]
     pub shutdown_delay: std::time::Duration,
+    /// Where the node inventory and pull secrets come from (`--inventory`, `--pull-secrets`).
     #[command(flatten)]
     pub cluster: super::cluster_args::ClusterArgs,
+    /// How images are looked up in their registries (`--registry-config`, `--docker-config`).
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
+    /// Where the placement controller runs (`--namespace`, `--lease-duration`).
     #[command(flatten)]
     pub placement: super::placement_args::PlacementArgs,
 }
 
+/// Runs `serve` until SIGTERM or SIGINT and the drain after it; every error is a startup
+/// failure.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let format = args.log_format.unwrap_or(if args.dev {
         LogFormat::Text

@@ -60,47 +60,72 @@ impl fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
+/// Why no working client could be made for the configuration found, each naming where it came
+/// from so the message says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The `--kubeconfig` file does not load.
     #[error("cannot load the kubeconfig given with --kubeconfig {}", path.display())]
     Kubeconfig {
+        /// The `--kubeconfig` path.
         path: PathBuf,
+        /// kube's reason.
         #[source]
         source: Box<KubeconfigError>,
     },
+    /// The configuration found (KUBECONFIG, ~/.kube/config or in-cluster) does not load.
     #[error("cannot load the cluster configuration found in {origin}: fix it, or pass --kubeconfig FILE")]
     Infer {
+        /// Where it was found.
         origin: ConfigOrigin,
+        /// kube's reason.
         #[source]
         source: Box<InferConfigError>,
     },
+    /// With `--context`: the kubeconfig, or that context in it, does not load.
     #[error("cannot load the kubeconfig context asked for from {origin}: check --context against `kubectl config get-contexts`")]
     Context {
+        /// Where the kubeconfig was found.
         origin: ConfigOrigin,
+        /// kube's reason.
         #[source]
         source: Box<KubeconfigError>,
     },
+    /// The configuration loaded, but kube cannot build a client from it.
     #[error("cannot build a Kubernetes client for {url} (from {origin})")]
     Build {
+        /// The API server's URL, from the configuration.
         url: String,
+        /// Where the configuration was found.
         origin: ConfigOrigin,
+        /// kube's reason.
         #[source]
         source: ApiFailure,
     },
+    /// The startup access check got no answer within its timeout.
     #[error("the Kubernetes API server at {url} (from {origin}) did not answer within {timeout:?}: check that it is reachable from here, or run with --inventory static")]
     Timeout {
+        /// The API server's URL, from the configuration.
         url: String,
+        /// Where the configuration was found.
         origin: ConfigOrigin,
+        /// How long the check waited.
         timeout: Duration,
     },
+    /// The startup access check's LIST failed: rejected credentials, RBAC, or no connection.
     #[error(
         "cannot list {resource} from the Kubernetes API server at {url} (from {origin}): {hint}"
     )]
     Access {
+        /// What could not be listed: `nodes`, `secrets` or `serviceaccounts`.
         resource: &'static str,
+        /// The API server's URL, from the configuration.
         url: String,
+        /// Where the configuration was found.
         origin: ConfigOrigin,
+        /// What to check, chosen by the failure (401, 403, other refusal, no connection).
         hint: &'static str,
+        /// The API server's answer or the transport error.
         #[source]
         source: ApiFailure,
     },
@@ -109,8 +134,11 @@ pub enum ClientError {
 /// A client and where its configuration came from, for messages.
 #[derive(Clone)]
 pub struct Connection {
+    /// The client, for every request and watch.
     pub client: kube::Client,
+    /// Where its configuration came from.
     pub origin: ConfigOrigin,
+    /// The API server's URL, as messages name it.
     pub url: String,
 }
 
@@ -194,7 +222,9 @@ pub async fn connect_context(
 /// What a watch needs to list; checked once at startup so a missing Role fails loudly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// The node watch (`--inventory watch`, or `auto` with a cluster): list nodes.
     Nodes,
+    /// `--pull-secrets`: list secrets of type dockerconfigjson, and serviceaccounts.
     PullSecrets,
 }
 

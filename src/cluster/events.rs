@@ -11,15 +11,21 @@ use kube::api::{Api, PostParams};
 /// Whether an Event reports ordinary progress or something a person should look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
+    /// Ordinary progress: a pod gated, or placed.
     Normal,
+    /// Something a person should look at: a misplaced pod, a pod the controller gave up on.
     Warning,
 }
 
 /// The pod an Event is about.
 #[derive(Debug, Clone)]
 pub struct PodRef {
+    /// The pod's namespace, where the Event is written.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
+    /// The pod's `metadata.uid`, so the Event is about this pod and not a later one of the same
+    /// name; None when unknown.
     pub uid: Option<String>,
 }
 

@@ -33,6 +33,7 @@ pub enum Change {
     Listed,
     /// A node was added, or changed in a field the inventory reads.
     Applied(String),
+    /// The named node was deleted and left the inventory.
     Deleted(String),
 }
 

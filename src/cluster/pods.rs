@@ -34,7 +34,9 @@ const LOOKUPS: usize = 4;
 /// What the watch asks the server for at each judgement: its platform source and the policy's
 /// `compatible_execution`, both of which a reload may change.
 pub struct Current {
+    /// Where images are looked up: the server's platform source, as of the last reload.
     pub source: Arc<dyn PlatformSource>,
+    /// The policy's `compatible_execution` (arm64 runs arm/v7, amd64 runs 386).
     pub compatible_execution: bool,
 }
 

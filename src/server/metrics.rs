@@ -14,15 +14,26 @@ const LATENCY_BUCKETS: [f64; 16] = [
     2.5, 10.0,
 ];
 
+/// The webhook's metrics and the registry /metrics renders; cloning shares them.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// `archgate_admission_reviews_total{endpoint,decision}`: AdmissionReviews answered.
     pub reviews: IntCounterVec,
+    /// `archgate_admission_duration_seconds{endpoint}`: from the request body read to the response.
     pub latency: HistogramVec,
+    /// `archgate_http_rejected_total{reason}`: requests refused before or instead of a review
+    /// (`too_large`, `media_type`, `not_found`, `bad_request`, `bad_review`).
     pub rejected: IntCounterVec,
+    /// `archgate_admission_in_flight`: reviews being answered now; set from the capacity when
+    /// scraped.
     pub in_flight: IntGauge,
+    /// `archgate_admission_queued`: reviews waiting for capacity (`--max-in-flight`) now.
     pub queued: IntGauge,
+    /// `archgate_admission_overloaded_total{endpoint}`: reviews answered per the policy's
+    /// `on_overload` because no capacity freed up before their deadline.
     pub overloaded: IntCounterVec,
+    /// `archgate_tls_reloads_total{result}`: serving certificate reloads (`ok`, `error`).
     pub tls_reloads: IntCounterVec,
     /// Configuration files reloaded, by file (policy, platforms, registry_config, docker_config)
     /// and result (ok, error).
@@ -61,6 +72,8 @@ pub fn endpoint(stage: Stage) -> &'static str {
 }
 
 impl Metrics {
+    /// Creates every metric (and `archgate_build_info`) on a registry of its own; fails only if two
+    /// share a name.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let reviews = IntCounterVec::new(

@@ -18,12 +18,16 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 /// Why files cannot be watched.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
+    /// A directory cannot be watched (it is missing, or the inotify limits are reached).
     #[error("cannot watch {path} for changes: {source}")]
     Watch {
+        /// The directory, or the first file when the watcher itself could not start.
         path: PathBuf,
+        /// notify's reason.
         #[source]
         source: notify::Error,
     },
+    /// The thread that runs the reload callback could not be spawned.
     #[error("cannot start the thread that reloads changed files: {0}")]
     Thread(#[source] std::io::Error),
 }

@@ -20,9 +20,14 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024 + 64 * 1024;
 /// The API server's default when the webhook configuration sets no timeoutSeconds.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What every route shares, behind one `Arc`.
 pub struct AppState {
+    /// The admission pipeline both review endpoints answer with.
     pub admission: Admission,
+    /// Where reviews are counted and timed; /metrics renders it.
     pub metrics: Metrics,
+    /// Set once reviews may be answered (at once, or when the cluster watches first sync); /readyz
+    /// reads it.
     pub ready: Arc<AtomicBool>,
     /// Set once shutdown begins. Kept apart from `ready` because the cluster watches set `ready`
     /// when they sync, which may happen after SIGTERM and must not make a draining pod ready.
@@ -39,6 +44,7 @@ pub struct Capacity {
 }
 
 impl Capacity {
+    /// Room for `total` reviews evaluated at once (`--max-in-flight`, else [`default_capacity`]).
     pub fn new(total: usize) -> Capacity {
         Capacity {
             permits: tokio::sync::Semaphore::new(total),
@@ -62,6 +68,8 @@ pub fn default_capacity() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()) * IN_FLIGHT_PER_CPU
 }
 
+/// The routes: POST /mutate and /validate, GET /healthz, /readyz and /metrics; any other path
+/// gets a JSON 404 that lists them.
 pub fn router(state: AppState) -> Router {
     // Shared behind one Arc: extracting the state then costs one reference count per request.
     let state = Arc::new(state);

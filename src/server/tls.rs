@@ -14,31 +14,55 @@ use rustls::ServerConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Why a certificate and key cannot be put in service.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file cannot be read, or its PEM is malformed.
     #[error("cannot read {what} {path}: {source}")]
     Read {
+        /// `certificate` or `private key`.
         what: &'static str,
+        /// The certificate or key file.
         path: PathBuf,
+        /// Why reading or parsing it failed.
         #[source]
         source: std::io::Error,
     },
+    /// The certificate file holds no PEM certificate (a key or another file passed instead).
     #[error("{path} holds no PEM certificate: pass the serving certificate (tls.crt)")]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The certificate file.
+        path: PathBuf,
+    },
+    /// The key file holds no PEM private key.
     #[error(
         "{path} holds no PEM private key: pass the key that matches the certificate (tls.key)"
     )]
-    NoKey { path: PathBuf },
+    NoKey {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// rustls cannot use the private key (an unsupported algorithm or encoding).
     #[error("private key {path} is not usable: {source}")]
     BadKey {
+        /// The key file.
         path: PathBuf,
+        /// rustls's reason.
         #[source]
         source: rustls::Error,
     },
+    /// The key and the certificate are not a pair.
     #[error("private key {key} does not belong to certificate {cert}")]
-    Mismatch { cert: PathBuf, key: PathBuf },
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// The certificate's directory cannot be watched for changes.
     #[error("certificate: {0}")]
     Watch(#[from] WatchError),
+    /// rustls rejects the server configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -114,12 +138,15 @@ pub struct ReloadingResolver {
 }
 
 impl ReloadingResolver {
+    /// A resolver serving `initial` until the first [`replace`](Self::replace).
     pub fn new(initial: CertifiedKey) -> Arc<ReloadingResolver> {
         Arc::new(ReloadingResolver {
             current: ArcSwap::from_pointee(initial),
         })
     }
 
+    /// Puts `key` in service for new handshakes; open connections keep the certificate they began
+    /// with.
     pub fn replace(&self, key: CertifiedKey) {
         self.current.store(Arc::new(key));
     }

@@ -16,9 +16,13 @@ const PAGE: u32 = 500;
 /// A resource the audit lists.
 #[derive(Debug, Clone, Copy)]
 pub struct Resource {
+    /// The API group: `apps`, `batch`, or empty for the core group.
     pub group: &'static str,
+    /// The API version within the group: `v1`.
     pub version: &'static str,
+    /// The kind, as owner references and findings name it: `Deployment`.
     pub kind: &'static str,
+    /// The lowercase plural in the resource's URL: `deployments`.
     pub plural: &'static str,
 }
 
@@ -87,27 +91,42 @@ impl Resource {
 /// Why a LIST failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
+    /// RBAC refused the LIST (HTTP 403).
     #[error("cannot {verb} {resource} {scope}: RBAC forbids it; grant the kubeconfig's user `{verb}` on {resource} (a ClusterRole for the whole cluster, a Role for -n NAMESPACE)")]
     Forbidden {
+        /// What was refused: always `list`, the audit's only verb.
         verb: &'static str,
+        /// The resource as RBAC names it: `pods`, `deployments.apps`.
         resource: String,
+        /// `at cluster scope` or `in namespace NS`.
         scope: String,
+        /// The API server's answer.
         #[source]
         source: ApiFailure,
     },
+    /// The API server did not accept the credentials (HTTP 401).
     #[error("cannot {verb} {resource} {scope}: the API server rejected the credentials; check the kubeconfig's user (an expired token?)")]
     Unauthorized {
+        /// What was refused: always `list`, the audit's only verb.
         verb: &'static str,
+        /// The resource as RBAC names it: `pods`, `deployments.apps`.
         resource: String,
+        /// `at cluster scope` or `in namespace NS`.
         scope: String,
+        /// The API server's answer.
         #[source]
         source: ApiFailure,
     },
+    /// Any other failure: the API server unreachable, a timeout, a 5xx.
     #[error("cannot {verb} {resource} {scope}: is the API server reachable from here and the kubeconfig's server address right?")]
     Failed {
+        /// What failed: always `list`, the audit's only verb.
         verb: &'static str,
+        /// The resource as RBAC names it: `pods`, `deployments.apps`.
         resource: String,
+        /// `at cluster scope` or `in namespace NS`.
         scope: String,
+        /// The transport error or the API server's answer.
         #[source]
         source: ApiFailure,
     },

@@ -28,6 +28,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// `archgate audit`'s options: which cluster and namespaces, how images are looked up, what is
+/// reported and what fails the run.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account].
@@ -55,6 +57,8 @@ pub struct AuditArgs {
     /// Without it and without the registry options every image is unresolved.
     #[arg(long, value_name = "FILE")]
     pub platforms: Option<PathBuf>,
+    /// How images are looked up in their registries; with neither these options nor
+    /// `--platforms`, every image is unresolved.
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Output format.
@@ -68,9 +72,12 @@ pub struct AuditArgs {
 /// The least serious finding that makes the audit fail.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
+    /// Fail on a pod bound to a node that cannot run one of its images.
     #[default]
     Misplaced,
+    /// Fail on a misplaced pod, or on a workload the policy would refuse if created today.
     WouldDeny,
+    /// Never fail: report only.
     None,
 }
 
@@ -87,12 +94,17 @@ impl FailOn {
 /// Why the audit could not run (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// No cluster configuration at all: no --kubeconfig, KUBECONFIG, ~/.kube/config or
+    /// in-cluster service account.
     #[error("no cluster configuration found: pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a service account token")]
     NoConfiguration,
+    /// The configuration found does not load, or no client can be built from it.
     #[error(transparent)]
     Client(#[from] client::ClientError),
+    /// Listing nodes, pods, workloads or pull secrets failed (RBAC, credentials, reachability).
     #[error(transparent)]
     List(#[from] ListError),
+    /// The async runtime the reads run on could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 }

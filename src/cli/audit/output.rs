@@ -6,12 +6,17 @@ use clap::ValueEnum;
 use serde::Serialize;
 use std::io::Write;
 
+/// `-o`: what `audit` prints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Tables per kind of finding for people, and a summary line.
     #[default]
     Text,
+    /// An AuditReport document (schema in docs/audit-json.md).
     Json,
+    /// The same AuditReport document, as YAML.
     Yaml,
+    /// Markdown tables, for a pull request or a wiki page.
     Markdown,
 }
 
@@ -19,12 +24,17 @@ pub enum Format {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Document<'a> {
+    /// Always `archgate.io/v1alpha1`; the document's fields are only ever added to.
     pub api_version: &'static str,
+    /// Always `AuditReport`.
     pub kind: &'static str,
+    /// What was read from the cluster.
     pub cluster: ClusterFacts,
     /// The namespace audited (`-n`), or null for all namespaces.
     pub namespace: Option<String>,
+    /// How many findings of each kind; every kind is present, zero or not.
     pub summary: Summary,
+    /// One finding per object, by kind (most serious first), then namespace and name.
     pub findings: &'a [Finding],
 }
 
@@ -32,29 +42,42 @@ pub struct Document<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterFacts {
+    /// The API server's URL, from the kubeconfig.
     pub server: String,
+    /// Nodes listed.
     pub nodes: usize,
+    /// The architectures of the cluster's linux nodes (`kubernetes.io/arch` names).
     pub architectures: Vec<String>,
+    /// Pods listed, in the namespace audited or in all of them.
     pub pods: usize,
+    /// Workloads judged: the ones nothing owns (a Deployment, not the ReplicaSets it owns).
     pub workloads: usize,
+    /// Distinct image references, normalised.
     pub images: usize,
 }
 
 /// Findings per kind.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Summary {
+    /// Pods bound to a node that cannot run one of their images.
     pub misplaced: usize,
+    /// Workloads the policy would refuse if created today.
     #[serde(rename = "would-deny")]
     pub would_deny: usize,
+    /// Workloads the policy would patch if created today.
     #[serde(rename = "would-patch")]
     pub would_patch: usize,
+    /// Workloads pinned to fewer architectures than their images and the cluster allow.
     pub narrower: usize,
+    /// Images lacking an architecture the cluster has.
     #[serde(rename = "missing-arch")]
     pub missing_arch: usize,
+    /// Images whose platforms could not be looked up.
     pub unresolved: usize,
 }
 
 impl Summary {
+    /// Counts `findings` by kind.
     pub fn of(findings: &[Finding]) -> Summary {
         let mut s = Summary::default();
         for f in findings {

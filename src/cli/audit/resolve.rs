@@ -155,6 +155,8 @@ fn progress(total: usize) -> Option<indicatif::ProgressBar> {
 pub struct Resolved(HashMap<String, Lookup>);
 
 impl Resolved {
+    /// The images of `images` that resolved, by normalised reference; an unresolved one is
+    /// answered as not found.
     pub fn new(images: &BTreeMap<String, ImageFacts>) -> Resolved {
         let known = images
             .values()
