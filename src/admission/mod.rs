@@ -2,6 +2,7 @@
 //! encode. The server, `check` and the benches all call [`Admission::review`].
 
 pub mod patch;
+pub mod pipeline;
 mod resolve;
 pub mod review;
 mod template;
@@ -14,6 +15,8 @@ use crate::policy::evaluate::{evaluate, evaluate_ephemeral, Decision, Outcome, S
 use crate::policy::model::OnOverload;
 use crate::policy::Policy;
 use arc_swap::ArcSwap;
+use json_patch::jsonptr::Pointer;
+use json_patch::AddOperation;
 use review::{LenientReviewIn, ObjectIn, ResponseOut, SUPPORTED_VERSIONS};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -324,7 +327,11 @@ impl Admission {
             return Ok(finish(denied(&mut summary, 400, msg), summary, None));
         };
         let object = std::mem::replace(&mut req.object, ObjectIn::Absent);
-        let (pod, namespace, workload) = match read_pod(target, object, req.namespace.as_deref()) {
+        let Subject {
+            pod,
+            namespace,
+            template,
+        } = match read_pod(target, object, req.namespace.as_deref()) {
             Ok(found) => found,
             Err(why) => {
                 let msg = format!(
@@ -339,16 +346,16 @@ impl Admission {
             summary.name = pod.shown_name();
         }
 
-        let (decision, ops) = match (target, workload) {
-            (Target::Workload, Some(object)) if stage == Stage::Mutate => {
-                now.place_template(&object, &pod, &namespace, deadline)
+        let (decision, ops) = match (target, template) {
+            (_, Some(t)) if stage == Stage::Mutate => {
+                now.place_template(&t.object, &pod, &namespace, deadline)
                     .await
             }
-            (Target::Workload, _) => (
-                now.decide_template(&pod, &namespace, deadline).await,
+            (_, Some(t)) => (
+                now.decide_template(&t.pod, &namespace, deadline).await,
                 Vec::new(),
             ),
-            (Target::Ephemeral, _) => {
+            (Target::Ephemeral, None) => {
                 let old: Option<Pod> = req
                     .old_object
                     .and_then(|o| serde_json::from_str(o.get()).ok());
@@ -357,13 +364,13 @@ impl Admission {
                     .await;
                 (decision, Vec::new())
             }
-            (Target::Pod, _) => {
+            (_, None) => {
                 let decision = now.decide(&pod, &namespace, stage, deadline).await;
                 let ops = pod_ops(&pod, &decision);
                 (decision, ops)
             }
         };
-        let response = respond_with(&summary.uid, &ops, &decision);
+        let response = respond_with(&summary.uid, &patch::document(ops), &decision);
         summary.decision = decision.outcome();
         summary.rule.clone_from(&decision.rule);
         summary.architectures = decision.architectures.joined();
@@ -396,9 +403,19 @@ impl Target {
     }
 }
 
-/// A pod (or a workload's template as the pod it stands for), its namespace, and for a workload
-/// the object itself, which a template patch applies to.
-type Subject = (Pod, String, Option<serde_json::Value>);
+/// What a review is about: a pod (or a workload's template as the pod it stands for), its
+/// namespace, and for a workload the object and its pod as JSON.
+struct Subject {
+    pod: Pod,
+    namespace: String,
+    template: Option<Template>,
+}
+
+/// A workload, which a template patch applies to, and the pod its controller would create.
+struct Template {
+    object: serde_json::Value,
+    pod: serde_json::Value,
+}
 
 /// The pod a review is about and its namespace. Pods are decoded straight into the few fields the
 /// decision reads; workloads go through their template.
@@ -415,7 +432,14 @@ fn read_pod(
     if target == Target::Workload {
         let object: serde_json::Value = serde_json::from_str(raw)?;
         return match crate::workload::pod_for(&object, request_ns.unwrap_or("default"))? {
-            Some(w) => Ok((w.pod, w.namespace, Some(object))),
+            Some(w) => Ok(Subject {
+                pod: w.pod,
+                namespace: w.namespace,
+                template: Some(Template {
+                    object,
+                    pod: w.pod_json,
+                }),
+            }),
             None => Err(ReadError::NoTemplate),
         };
     }
@@ -443,19 +467,22 @@ fn with_namespace(pod: Pod, request_ns: Option<&str>) -> Subject {
         .filter(|ns| !ns.is_empty())
         .unwrap_or("default")
         .to_string();
-    (pod, namespace, None)
+    Subject {
+        pod,
+        namespace,
+        template: None,
+    }
 }
 
 /// The operations a pod's decision makes: its placement, or its gate.
-pub fn pod_ops(pod: &Pod, decision: &Decision) -> Vec<patch::PatchOp> {
-    match &decision.verdict {
-        Verdict::Allow | Verdict::Deny(_) => Vec::new(),
-        // A pod sent without `metadata` gets it whole: its members' parents do not exist.
-        Verdict::Patch(mutation) => {
-            patch::under(patch::build(pod, mutation), "", pod.metadata.present)
-        }
-        Verdict::Gate(reason) => patch::under(patch::gate(pod, reason), "", pod.metadata.present),
-    }
+pub fn pod_ops(pod: &Pod, decision: &Decision) -> Vec<AddOperation> {
+    let ops = match &decision.verdict {
+        Verdict::Allow | Verdict::Deny(_) => return Vec::new(),
+        Verdict::Patch(mutation) => patch::build(pod, mutation),
+        Verdict::Gate(reason) => patch::gate(pod, reason),
+    };
+    // A pod sent without `metadata` gets it whole: its members' parents do not exist.
+    patch::under(ops, Pointer::root(), pod.metadata.present)
 }
 
 /// Records a denial in the summary and builds its response.
@@ -467,15 +494,15 @@ fn denied(summary: &mut Summary, code: u16, msg: String) -> ResponseOut {
 
 /// Encodes a decision as an AdmissionResponse, with the patch, warnings and audit annotations.
 pub fn respond(uid: &str, pod: &Pod, decision: &Decision) -> ResponseOut {
-    respond_with(uid, &pod_ops(pod, decision), decision)
+    respond_with(uid, &patch::document(pod_ops(pod, decision)), decision)
 }
 
-/// Encodes a decision whose patch operations are already built (a pod's, or a template's).
-pub fn respond_with(uid: &str, ops: &[patch::PatchOp], decision: &Decision) -> ResponseOut {
+/// Encodes a decision whose patch is already built (a pod's, or a template's).
+pub fn respond_with(uid: &str, patch: &json_patch::Patch, decision: &Decision) -> ResponseOut {
     let mut response = match &decision.verdict {
         Verdict::Deny(message) => ResponseOut::deny(uid, 403, message.clone()),
-        _ if ops.is_empty() => ResponseOut::allow(uid),
-        _ => ResponseOut::allow(uid).with_patch(&patch::to_json(ops)),
+        _ if patch.is_empty() => ResponseOut::allow(uid),
+        _ => ResponseOut::allow(uid).with_patch(&patch::to_json(patch)),
     }
     .with_warnings(decision.warnings.clone());
     if matches!(

@@ -2,143 +2,74 @@
 //!
 //! Operations are derived from which parent objects exist, never from a diff of two documents:
 //! absent parents are created whole, existing lists are appended to, so a patch never replaces
-//! anything the user wrote. Values are written as JSON text straight away (keys in the order
-//! serde_json's maps sort them), not built as `serde_json::Value` trees: this runs for every
-//! patched pod.
+//! anything the user wrote. archgate only ever adds, so the builders return json-patch's
+//! [`AddOperation`]s; [`document`] makes them the [`Patch`] the API server receives.
 
 use crate::arch::ArchSet;
 use crate::pod::Pod;
 use crate::policy::evaluate::{Mutation, ARCH_ANNOTATION, ARCH_LABEL};
 use crate::policy::gate::{GATE, GATED_LABEL, GATED_VALUE, PLACEMENT_ANNOTATION};
-use serde::ser::{Error as _, SerializeStruct};
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
-use std::collections::BTreeMap;
+use json_patch::jsonptr::{Pointer, PointerBuf};
+use json_patch::{AddOperation, Patch, PatchOperation};
+use serde_json::{json, Map, Value};
 
-/// One JSON Patch operation; archgate only ever adds.
-#[derive(Debug, Clone)]
-pub struct PatchOp {
-    pub op: &'static str,
-    pub path: String,
-    /// The value as JSON text, written by this module.
-    pub value: String,
-}
-
-fn add(path: String, value: String) -> PatchOp {
-    PatchOp {
-        op: "add",
-        path,
+/// An `add` of `value` at the pointer made of `tokens`, each escaped as RFC 6901 says
+/// (`kubernetes.io/arch` becomes `kubernetes.io~1arch`).
+fn add<'t>(tokens: impl IntoIterator<Item = &'t str>, value: Value) -> AddOperation {
+    AddOperation {
+        path: PointerBuf::from_tokens(tokens),
         value,
     }
 }
 
-/// For `check` and the tests, which handle patches as JSON values. The admission path writes
-/// the document with [`to_json`] instead.
-impl Serialize for PatchOp {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let value = RawValue::from_string(self.value.clone()).map_err(S::Error::custom)?;
-        let mut op = serializer.serialize_struct("PatchOp", 3)?;
-        op.serialize_field("op", self.op)?;
-        op.serialize_field("path", &self.path)?;
-        op.serialize_field("value", &value)?;
-        op.end()
-    }
+/// The JSON Patch document of `ops`, in order.
+pub fn document(ops: Vec<AddOperation>) -> Patch {
+    Patch(ops.into_iter().map(PatchOperation::Add).collect())
 }
 
-/// The JSON Patch document the API server receives, byte for byte what serialising `ops` with
-/// serde_json gives, without checking again the values this module just wrote.
-pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
-    let size: usize = ops.iter().map(|o| o.path.len() + o.value.len() + 32).sum();
-    let mut out = Vec::with_capacity(size + 2);
-    out.push(b'[');
-    for (i, op) in ops.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(br#"{"op":""#);
-        out.extend_from_slice(op.op.as_bytes());
-        out.extend_from_slice(br#"","path":"#);
-        // Paths carry map keys from the policy, which may need escaping.
-        json_string(&mut out, &op.path);
-        out.extend_from_slice(br#","value":"#);
-        out.extend_from_slice(op.value.as_bytes());
-        out.push(b'}');
-    }
-    out.push(b']');
-    out
-}
-
-/// A JSON string literal appended to `out`, escaped as serde_json escapes it.
-pub(super) fn json_string(out: &mut Vec<u8>, s: &str) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(out, s);
-}
-
-/// A JSON string literal.
-fn quoted(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
-}
-
-/// Escapes a map key for use as a JSON Pointer segment (`kubernetes.io/arch` -> `kubernetes.io~1arch`).
-pub fn escape_pointer(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+/// The JSON text of `patch`, as the API server receives it (base64-encoded in the response).
+pub fn to_json(patch: &Patch) -> Vec<u8> {
+    // Values and pointers always serialise: a map's keys are strings.
+    serde_json::to_vec(patch).unwrap_or_else(|_| b"[]".to_vec())
 }
 
 /// The operations that apply `mutation` to `pod`.
-pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<PatchOp> {
+pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<AddOperation> {
     let mut ops = Vec::new();
     node_affinity_ops(pod, mutation, &mut ops);
     if !mutation.node_selector.is_empty() {
         match &pod.spec.node_selector {
             None => {
                 // A later entry for the same key wins, as it would in a map.
-                let map: BTreeMap<&str, &str> = mutation
+                let map: Map<String, Value> = mutation
                     .node_selector
                     .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
                     .collect();
-                let members: Vec<String> = map
+                ops.push(add(["spec", "nodeSelector"], Value::Object(map)));
+            }
+            Some(_) => ops.extend(
+                mutation
+                    .node_selector
                     .iter()
-                    .map(|(k, v)| format!("{}:{}", quoted(k), quoted(v)))
-                    .collect();
-                ops.push(add(
-                    "/spec/nodeSelector".into(),
-                    format!("{{{}}}", members.join(",")),
-                ));
-            }
-            Some(_) => {
-                for (k, v) in &mutation.node_selector {
-                    ops.push(add(
-                        format!("/spec/nodeSelector/{}", escape_pointer(k)),
-                        quoted(v),
-                    ));
-                }
-            }
+                    .map(|(k, v)| add(["spec", "nodeSelector", k], Value::from(v.as_str()))),
+            ),
         }
     }
     if !mutation.tolerations.is_empty() {
-        // Through a Value so the members come out sorted, as in every patch archgate has sent.
-        let values = mutation.tolerations.iter().map(|t| {
-            serde_json::to_value(t)
-                .and_then(|v| serde_json::to_string(&v))
-                .unwrap_or_else(|_| "null".into())
-        });
+        // A toleration is a struct of strings: it always serialises.
+        let values = mutation
+            .tolerations
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap_or(Value::Null));
         match &pod.spec.tolerations {
-            None => {
-                let all: Vec<String> = values.collect();
-                ops.push(add("/spec/tolerations".into(), array(&all)));
-            }
-            Some(_) => ops.extend(values.map(|v| add("/spec/tolerations/-".into(), v))),
+            None => ops.push(add(["spec", "tolerations"], values.collect())),
+            Some(_) => ops.extend(values.map(|v| add(["spec", "tolerations", "-"], v))),
         }
     }
     if let Some(value) = &mutation.annotation {
         let exists = pod.metadata.annotations.is_some();
-        ops.push(map_entry(
-            "/metadata/annotations",
-            exists,
-            ARCH_ANNOTATION,
-            value,
-        ));
+        ops.push(map_entry("annotations", exists, ARCH_ANNOTATION, value));
     }
     ops
 }
@@ -146,188 +77,114 @@ pub fn build(pod: &Pod, mutation: &Mutation) -> Vec<PatchOp> {
 /// The operations that gate `pod`: archgate's scheduling gate, the label the placement
 /// controller watches, and the annotation that says why. Nothing when it is gated already
 /// (a reinvocation).
-pub fn gate(pod: &Pod, reason: &str) -> Vec<PatchOp> {
+pub fn gate(pod: &Pod, reason: &str) -> Vec<AddOperation> {
     if pod.has_gate(GATE) {
         return Vec::new();
     }
-    let gate = object_of("name", &quoted(GATE));
+    let gate = json!({ "name": GATE });
     let gate_op = match &pod.spec.scheduling_gates {
-        None => add("/spec/schedulingGates".into(), array(&[gate])),
-        Some(_) => add("/spec/schedulingGates/-".into(), gate),
+        None => add(["spec", "schedulingGates"], json!([gate])),
+        Some(_) => add(["spec", "schedulingGates", "-"], gate),
     };
     let labels = pod.metadata.labels.is_some();
     let annotations = pod.metadata.annotations.is_some();
     vec![
         gate_op,
-        map_entry("/metadata/labels", labels, GATED_LABEL, GATED_VALUE),
-        map_entry(
-            "/metadata/annotations",
-            annotations,
-            PLACEMENT_ANNOTATION,
-            reason,
-        ),
+        map_entry("labels", labels, GATED_LABEL, GATED_VALUE),
+        map_entry("annotations", annotations, PLACEMENT_ANNOTATION, reason),
     ]
 }
 
-/// A pod's operations moved under a workload's template at `prefix` ("/spec/template"). A
-/// template without `metadata` gets it whole, with the maps the pod's operations create.
-pub fn under(ops: Vec<PatchOp>, prefix: &str, has_metadata: bool) -> Vec<PatchOp> {
-    let mut metadata = serde_json::Map::new();
+/// A pod's operations moved under a workload's template at `prefix` ("/spec/template"; the
+/// root for a pod itself). Without `metadata` (a template's, or a pod sent without it) the
+/// metadata is added whole, with the maps the pod's operations create: their parent does not
+/// exist.
+pub fn under(ops: Vec<AddOperation>, prefix: &Pointer, has_metadata: bool) -> Vec<AddOperation> {
+    let mut metadata = Map::new();
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
-        match op.path.strip_prefix("/metadata/") {
-            Some(member) if !has_metadata => {
-                let value = serde_json::from_str(&op.value).unwrap_or(serde_json::Value::Null);
-                metadata.insert(member.replace("~1", "/").replace("~0", "~"), value);
+        let member = match op.path.split_front() {
+            Some((first, rest)) if !has_metadata && first.decoded() == "metadata" => rest.first(),
+            _ => None,
+        };
+        match member {
+            Some(member) => {
+                metadata.insert(member.decoded().into_owned(), op.value);
             }
-            _ => out.push(PatchOp {
-                path: format!("{prefix}{}", op.path),
-                ..op
+            None => out.push(AddOperation {
+                path: prefix.concat(&op.path),
+                value: op.value,
             }),
         }
     }
     if !metadata.is_empty() {
-        out.push(add(
-            format!("{prefix}/metadata"),
-            serde_json::Value::Object(metadata).to_string(),
-        ));
+        out.push(AddOperation {
+            path: prefix.with_trailing_token("metadata"),
+            value: Value::Object(metadata),
+        });
     }
     out
 }
 
-/// Sets `key` to the string `value` in the map at `parent`, creating the map when absent.
-pub fn map_entry(parent: &str, exists: bool, key: &str, value: &str) -> PatchOp {
+/// Sets `key` to the string `value` in the metadata map `map` ("labels", "annotations"),
+/// creating the map when it does not `exist`.
+pub fn map_entry(map: &str, exists: bool, key: &str, value: &str) -> AddOperation {
     if exists {
-        add(format!("{parent}/{}", escape_pointer(key)), quoted(value))
+        add(["metadata", map, key], Value::from(value))
     } else {
-        let mut map = serde_json::Map::new();
-        map.insert(key.to_string(), serde_json::Value::from(value));
-        add(
-            parent.to_string(),
-            serde_json::Value::Object(map).to_string(),
-        )
+        add(["metadata", map], json!({ key: value }))
     }
 }
-
-/// Where [`ARCH_ANNOTATION`] goes when the pod has annotations: the key as a JSON Pointer segment.
-pub const ANNOTATION_PATH: &str = "/metadata/annotations/archgate.io~1architectures";
 
 const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
 const PREFERRED: &str = "preferredDuringSchedulingIgnoredDuringExecution";
 
-/// Appends `{"key":"kubernetes.io/arch","operator":"In","values":[...]}` to `out`. The label and
-/// the architecture names are fixed identifiers that need no escaping.
-fn push_arch_expression(out: &mut String, archs: ArchSet) {
-    out.push_str(r#"{"key":""#);
-    out.push_str(ARCH_LABEL);
-    out.push_str(r#"","operator":"In","values":["#);
-    for (i, arch) in archs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(arch.as_str());
-        out.push('"');
-    }
-    out.push_str("]}");
-}
-
-/// `{"nodeSelectorTerms":[{"matchExpressions":[expr]}]}`.
-fn required_terms(expr: &str) -> String {
-    let mut out = String::with_capacity(expr.len() + 48);
-    out.push_str(r#"{"nodeSelectorTerms":[{"matchExpressions":["#);
-    out.push_str(expr);
-    out.push_str("]}]}");
-    out
-}
-
-/// `{"name":value}`, for a member name that needs no escape and a value already written as JSON.
-/// Every patched pod gets one or two of these: `format!` took three times as long.
-fn object_of(name: &str, value: &str) -> String {
-    let mut out = String::with_capacity(name.len() + value.len() + 5);
-    out.push_str("{\"");
-    out.push_str(name);
-    out.push_str("\":");
-    out.push_str(value);
-    out.push('}');
-    out
-}
-
-/// A JSON array of already-written values.
-fn array(items: &[String]) -> String {
-    let mut out = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
-    out.push('[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(item);
-    }
-    out.push(']');
-    out
+/// `{"key":"kubernetes.io/arch","operator":"In","values":[...]}`.
+fn arch_expression(archs: ArchSet) -> Value {
+    let values: Vec<&str> = archs.iter().map(|a| a.as_str()).collect();
+    json!({ "key": ARCH_LABEL, "operator": "In", "values": values })
 }
 
 /// Appends the architecture expression to every required term (terms are ORed, so each one must
 /// carry it) and the preferred terms, creating whichever parent is missing in one operation.
-fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
-    let expr = mutation.require_archs.map(|archs| {
-        let mut out = String::with_capacity(96);
-        push_arch_expression(&mut out, archs);
-        out
-    });
-    let preferred: Vec<String> = mutation
+fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<AddOperation>) {
+    let expr = mutation.require_archs.map(arch_expression);
+    let preferred: Vec<Value> = mutation
         .prefer
         .iter()
         .map(|p| {
-            let mut out = String::with_capacity(128);
-            out.push_str(r#"{"preference":{"matchExpressions":["#);
-            push_arch_expression(&mut out, p.architectures);
-            out.push_str(r#"]},"weight":"#);
-            out.push_str(&p.weight.to_string());
-            out.push('}');
-            out
+            json!({
+                "preference": { "matchExpressions": [arch_expression(p.architectures)] },
+                "weight": p.weight,
+            })
         })
         .collect();
     if expr.is_none() && preferred.is_empty() {
         return;
     }
-    // Members in sorted order: "preferred..." before "required...".
-    let mut whole = String::with_capacity(256);
-    whole.push('{');
-    if !preferred.is_empty() {
-        whole.push('"');
-        whole.push_str(PREFERRED);
-        whole.push_str("\":");
-        whole.push_str(&array(&preferred));
-    }
-    if let Some(e) = &expr {
+    let required_terms = |e: &Value| json!({ "nodeSelectorTerms": [{ "matchExpressions": [e] }] });
+    let existing = pod.spec.affinity.as_ref();
+    let Some(node_affinity) = existing.and_then(|a| a.node_affinity.as_ref()) else {
+        let mut whole = Map::new();
         if !preferred.is_empty() {
-            whole.push(',');
+            whole.insert(PREFERRED.into(), Value::Array(preferred));
         }
-        whole.push('"');
-        whole.push_str(REQUIRED);
-        whole.push_str("\":");
-        whole.push_str(&required_terms(e));
-    }
-    whole.push('}');
-    let Some(affinity) = &pod.spec.affinity else {
-        ops.push(add(
-            "/spec/affinity".into(),
-            object_of("nodeAffinity", &whole),
-        ));
+        if let Some(e) = &expr {
+            whole.insert(REQUIRED.into(), required_terms(e));
+        }
+        ops.push(match existing {
+            None => add(["spec", "affinity"], json!({ "nodeAffinity": whole })),
+            Some(_) => add(["spec", "affinity", "nodeAffinity"], Value::Object(whole)),
+        });
         return;
     };
-    let Some(node_affinity) = &affinity.node_affinity else {
-        ops.push(add("/spec/affinity/nodeAffinity".into(), whole));
-        return;
-    };
-    let base = "/spec/affinity/nodeAffinity";
+    let base = ["spec", "affinity", "nodeAffinity"];
     if let Some(e) = &expr {
         match &node_affinity.required_during_scheduling_ignored_during_execution {
-            None => ops.push(add(format!("{base}/{REQUIRED}"), required_terms(e))),
+            None => ops.push(add(base.into_iter().chain([REQUIRED]), required_terms(e))),
             Some(r) if r.node_selector_terms.is_empty() => ops.push(add(
-                format!("{base}/{REQUIRED}/nodeSelectorTerms"),
-                format!(r#"[{{"matchExpressions":[{e}]}}]"#),
+                base.into_iter().chain([REQUIRED, "nodeSelectorTerms"]),
+                json!([{ "matchExpressions": [e] }]),
             )),
             Some(r) => {
                 for (i, t) in r.node_selector_terms.iter().enumerate() {
@@ -338,48 +195,26 @@ fn node_affinity_ops(pod: &Pod, mutation: &Mutation, ops: &mut Vec<PatchOp>) {
                     {
                         continue;
                     }
-                    let path = format!("{base}/{REQUIRED}/nodeSelectorTerms/{i}/matchExpressions");
+                    let index = i.to_string();
+                    let term = [REQUIRED, "nodeSelectorTerms", &index, "matchExpressions"];
+                    let path = base.into_iter().chain(term);
                     match &t.match_expressions {
-                        None => ops.push(add(path, format!("[{e}]"))),
-                        Some(_) => ops.push(add(format!("{path}/-"), e.clone())),
+                        None => ops.push(add(path, json!([e]))),
+                        Some(_) => ops.push(add(path.chain(["-"]), e.clone())),
                     }
                 }
             }
         }
     }
     if !preferred.is_empty() {
+        let path = base.into_iter().chain([PREFERRED]);
         match &node_affinity.preferred_during_scheduling_ignored_during_execution {
-            None => ops.push(add(format!("{base}/{PREFERRED}"), array(&preferred))),
+            None => ops.push(add(path, Value::Array(preferred))),
             Some(_) => ops.extend(
                 preferred
                     .into_iter()
-                    .map(|p| add(format!("{base}/{PREFERRED}/-"), p)),
+                    .map(|p| add(path.clone().chain(["-"]), p)),
             ),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn string_literals_are_written_as_serde_json_writes_them() {
-        for s in [
-            "",
-            "kubernetes.io/arch",
-            "/spec/affinity/nodeAffinity",
-            "quote \" and backslash \\",
-            "tab\tnew line\ncontrol \u{1} delete \u{7f}",
-            "ünïcödé ✓ 😀",
-            "a long value without anything to escape, longer than a word or two",
-        ] {
-            let expected = serde_json::to_string(s).unwrap();
-            let mut out = b"prefix".to_vec();
-            json_string(&mut out, s);
-            assert_eq!(out, [b"prefix".as_slice(), expected.as_bytes()].concat());
-            assert_eq!(quoted(s), expected);
         }
     }
 }

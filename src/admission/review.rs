@@ -1,20 +1,18 @@
 //! The admission.k8s.io/v1 AdmissionReview wire format: what the API server sends and what we answer.
 //!
 //! Requests are decoded by serde_json in one pass, into types that hold only what the decision
-//! reads (a pod's object straight into [`Pod`]). The response is written by hand, not through
-//! kube-rs, which serialises `patch` as an array of numbers (kube-rs issue #1781) that the API
+//! reads (a pod's object straight into [`Pod`]). The response has its own derived type, not
+//! kube-rs's, which serialises `patch` as an array of numbers (kube-rs issue #1781) that the API
 //! server rejects: the API wants base64 text.
 
-use super::patch::json_string;
 use super::BadReview;
 use crate::pod::Pod;
 use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::Write;
 
 /// The API versions of AdmissionReview whose request and response shapes we speak.
 pub const SUPPORTED_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
@@ -270,24 +268,50 @@ impl GroupVersionKind {
     }
 }
 
-/// The AdmissionResponse we send back, written out by [`ResponseOut::to_review_json`].
-#[derive(Debug, Default)]
+/// The AdmissionResponse we send back. Members that are empty are left out, as the API server
+/// writes them.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResponseOut {
+    /// The request's uid, which the API server matches the answer by.
     pub uid: String,
+    /// Whether the object is admitted.
     pub allowed: bool,
+    /// Why a denial was made, shown to whoever created the object.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusOut>,
+    /// "JSONPatch" when there is a patch.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub patch_type: Option<&'static str>,
     /// base64 of the JSON Patch document.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
+    /// Warnings kubectl prints, each one line of at most [`MAX_WARNING_CHARS`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Written into the API server's audit log beside the request.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub audit_annotations: BTreeMap<&'static str, Cow<'static, str>>,
 }
 
-#[derive(Debug)]
+/// A denial's `status`: an HTTP-like code, the message and its reason word.
+#[derive(Debug, Serialize)]
 pub struct StatusOut {
+    /// 403 for a policy decision, 400 for an object that cannot be read, 429 when overloaded.
     pub code: u16,
+    /// What the creator reads.
     pub message: String,
+    /// "Forbidden", "BadRequest" or "TooManyRequests".
     pub reason: &'static str,
+}
+
+/// The whole AdmissionReview around a response.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'a str,
+    kind: &'static str,
+    response: &'a ResponseOut,
 }
 
 /// The API server truncates longer warnings; we cut them ourselves so the cut is on a char boundary.
@@ -302,12 +326,13 @@ impl ResponseOut {
         }
     }
 
-    /// A denial; `code` 403 for policy decisions, 400 for objects we cannot read.
+    /// A denial; `code` 403 for policy decisions, 400 for objects we cannot read, 429 when
+    /// overloaded.
     pub fn deny(uid: &str, code: u16, message: String) -> ResponseOut {
-        let reason = if code == 400 {
-            "BadRequest"
-        } else {
-            "Forbidden"
+        let reason = match code {
+            400 => "BadRequest",
+            429 => "TooManyRequests",
+            _ => "Forbidden",
         };
         ResponseOut {
             uid: uid.to_string(),
@@ -332,65 +357,15 @@ impl ResponseOut {
         self
     }
 
-    /// The whole AdmissionReview body, echoing the request's apiVersion: the members in the
-    /// order and the spelling serde would write them, by hand, so that the longest of them, the
-    /// base64 patch (which never needs escaping), is copied instead of checked byte by byte.
+    /// The whole AdmissionReview body, echoing the request's apiVersion.
     pub fn to_review_json(&self, api_version: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            256 + self.patch.as_ref().map_or(0, String::len)
-                + self.status.as_ref().map_or(0, |s| s.message.len())
-                + self.warnings.iter().map(String::len).sum::<usize>(),
-        );
-        out.extend_from_slice(br#"{"apiVersion":"#);
-        json_string(&mut out, api_version);
-        out.extend_from_slice(br#","kind":"AdmissionReview","response":{"uid":"#);
-        json_string(&mut out, &self.uid);
-        out.extend_from_slice(if self.allowed {
-            br#","allowed":true"#
-        } else {
-            br#","allowed":false"#
-        });
-        if let Some(status) = &self.status {
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, r#","status":{{"code":{},"message":"#, status.code);
-            json_string(&mut out, &status.message);
-            out.extend_from_slice(br#","reason":"#);
-            json_string(&mut out, status.reason);
-            out.push(b'}');
-        }
-        if let Some(patch_type) = self.patch_type {
-            out.extend_from_slice(br#","patchType":"#);
-            json_string(&mut out, patch_type);
-        }
-        if let Some(patch) = &self.patch {
-            out.extend_from_slice(br#","patch":""#);
-            out.extend_from_slice(patch.as_bytes());
-            out.push(b'"');
-        }
-        if !self.warnings.is_empty() {
-            out.extend_from_slice(br#","warnings":["#);
-            for (i, warning) in self.warnings.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json_string(&mut out, warning);
-            }
-            out.push(b']');
-        }
-        if !self.audit_annotations.is_empty() {
-            out.extend_from_slice(br#","auditAnnotations":{"#);
-            for (i, (key, value)) in self.audit_annotations.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json_string(&mut out, key);
-                out.push(b':');
-                json_string(&mut out, value);
-            }
-            out.push(b'}');
-        }
-        out.extend_from_slice(b"}}");
-        out
+        let review = ReviewOut {
+            api_version,
+            kind: "AdmissionReview",
+            response: self,
+        };
+        // Strings, numbers and maps of strings always serialise.
+        serde_json::to_vec(&review).unwrap_or_default()
     }
 }
 

@@ -5,41 +5,40 @@ use super::review::{ObjectIn, RequestIn};
 use super::{patch, Snapshot};
 use crate::pod::Pod;
 use crate::policy::evaluate::{evaluate, Decision, Mutation, Stage, Verdict};
-use crate::policy::model::Mode;
+use json_patch::jsonptr::Pointer;
+use json_patch::AddOperation;
 use std::time::Instant;
 
 impl Snapshot {
-    /// A workload's template, judged as the pods its controller will create: in `mutate` mode,
-    /// whether the mutating webhook can place them; otherwise whether they are safe as written.
-    /// Templates are never patched (GitOps tools would see drift).
-    pub async fn decide_template(&self, pod: &Pod, namespace: &str, deadline: Instant) -> Decision {
-        let images = self
-            .resolve(pod.scheduling_containers(), pod, namespace, deadline, false)
-            .await;
-        let inventory = self.inventory.load();
-        let namespace = self.namespace(namespace).await;
-        let mut decision = evaluate(
-            &self.policy,
-            &inventory,
-            pod,
-            &namespace,
-            &images,
-            Stage::Mutate,
-        );
-        if decision.mode != Mode::Mutate {
-            decision = evaluate(
-                &self.policy,
-                &inventory,
-                pod,
-                &namespace,
-                &images,
-                Stage::Validate,
-            );
+    /// A workload's template, judged as the pods its controller will create: each through
+    /// both webhooks as the API server will send it (in `mutate` mode, whether the mutating
+    /// webhook can place it; otherwise whether it is safe as written). `pod` is the template's
+    /// pod as JSON. The template itself is never patched here (GitOps tools would see drift).
+    pub async fn decide_template(
+        &self,
+        pod: &serde_json::Value,
+        namespace: &str,
+        deadline: Instant,
+    ) -> Decision {
+        match self.pod_passage(pod, namespace, deadline).await {
+            Ok(passage) => {
+                let mut decision = passage.decided();
+                if !matches!(decision.verdict, Verdict::Deny(_)) {
+                    decision.verdict = Verdict::Allow;
+                }
+                decision
+            }
+            // The template decoded as a pod before; only archgate's own patch can fail it.
+            Err(e) => Decision {
+                verdict: Verdict::Deny(format!(
+                    "archgate cannot judge this pod template: {e}; please report it"
+                )),
+                mode: self.policy.default_mode,
+                rule: None,
+                architectures: crate::arch::ArchSet::EMPTY,
+                warnings: Vec::new(),
+            },
         }
-        if matches!(decision.verdict, Verdict::Patch(_)) {
-            decision.verdict = Verdict::Allow;
-        }
-        decision
     }
 
     /// The mutating stage for a workload whose kind the policy places at its template: the
@@ -52,7 +51,7 @@ impl Snapshot {
         template: &Pod,
         namespace: &str,
         deadline: Instant,
-    ) -> (Decision, Vec<patch::PatchOp>) {
+    ) -> (Decision, Vec<AddOperation>) {
         // Placed as its pods will be placed, before any controller binds them to a node.
         let mut unbound = template.clone();
         unbound.metadata.owner_references = None;
@@ -91,7 +90,10 @@ impl Snapshot {
                     .and_then(|p| object.pointer(&format!("{p}/metadata")))
                     .is_some_and(serde_json::Value::is_object);
                 let ops = patch::build(&unbound, mutation);
-                prefix.map_or_else(Vec::new, |p| patch::under(ops, p, has_metadata))
+                match prefix.and_then(|p| Pointer::parse(p).ok()) {
+                    Some(p) => patch::under(ops, p, has_metadata),
+                    None => Vec::new(),
+                }
             }
             Verdict::Gate(reason) => {
                 // A template cannot wait behind a gate; its pods can, one by one.

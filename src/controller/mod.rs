@@ -387,15 +387,8 @@ async fn place(context: Arc<Context>, namespace: String, name: String) -> Finish
             (text, "ArchgatePlaced", EventType::Normal, "placed")
         };
         let rv = stored.metadata.resource_version.clone().unwrap_or_default();
-        let Some(ops) = ungate::release(&pod, &rv, &decision.verdict, &note) else {
+        let Some(patch) = ungate::release(&pod, &rv, &decision.verdict, &note) else {
             return Finished::Done;
-        };
-        let patch: json_patch::Patch = match serde_json::from_value(ops) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(%namespace, pod = %name, error = %e, "cannot build the release patch; leaving the pod gated");
-                return Finished::Done;
-            }
         };
         match api
             .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))

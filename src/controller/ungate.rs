@@ -7,23 +7,25 @@
 //! entries added, tolerations appended, preferred terms, metadata. The patch builder already
 //! adds and never replaces, so the pod's own choices stay as they are.
 
-use crate::admission::patch::{self, escape_pointer, PatchOp};
+use crate::admission::patch;
 use crate::pod::Pod;
 use crate::policy::evaluate::Verdict;
 use crate::policy::gate::{GATE, GATED_LABEL, PLACEMENT_ANNOTATION};
-use serde_json::{json, Value};
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{Patch, PatchOperation, RemoveOperation, TestOperation};
+use serde_json::Value;
 
 /// The JSON Patch that releases `pod` (whose stored form has `resource_version`) per `verdict`,
 /// recording `note` in the placement annotation. `None` when the verdict keeps it gated (a
 /// denial, or a lookup still pending) or archgate's gate is gone already.
-pub fn release(pod: &Pod, resource_version: &str, verdict: &Verdict, note: &str) -> Option<Value> {
+pub fn release(pod: &Pod, resource_version: &str, verdict: &Verdict, note: &str) -> Option<Patch> {
     let index = pod
         .spec
         .scheduling_gates
         .iter()
         .flatten()
         .position(|g| g.name == GATE)?;
-    let placement: Vec<PatchOp> = match verdict {
+    let placement = match verdict {
         Verdict::Patch(mutation) => patch::build(pod, mutation),
         Verdict::Allow => Vec::new(),
         Verdict::Gate(_) | Verdict::Deny(_) => return None,
@@ -31,30 +33,39 @@ pub fn release(pod: &Pod, resource_version: &str, verdict: &Verdict, note: &str)
     let annotations = pod.metadata.annotations.is_some()
         || placement
             .iter()
-            .any(|op| op.path == "/metadata/annotations");
-    let mut ops =
-        vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})];
-    ops.extend(placement.iter().map(op_value));
-    let gate = format!("/spec/schedulingGates/{index}");
-    ops.push(json!({"op": "test", "path": format!("{gate}/name"), "value": GATE}));
-    ops.push(json!({"op": "remove", "path": gate}));
+            .any(|op| op.path.as_str() == "/metadata/annotations");
+    let test = |path: PointerBuf, value: &str| {
+        PatchOperation::Test(TestOperation {
+            path,
+            value: Value::from(value),
+        })
+    };
+    let remove = |path: PointerBuf| PatchOperation::Remove(RemoveOperation { path });
+    let gate = index.to_string();
+    let mut ops = vec![test(
+        PointerBuf::from_tokens(["metadata", "resourceVersion"]),
+        resource_version,
+    )];
+    ops.extend(placement.into_iter().map(PatchOperation::Add));
+    ops.push(test(
+        PointerBuf::from_tokens(["spec", "schedulingGates", &gate, "name"]),
+        GATE,
+    ));
+    ops.push(remove(PointerBuf::from_tokens([
+        "spec",
+        "schedulingGates",
+        &gate,
+    ])));
     if pod.labels().contains_key(GATED_LABEL) {
-        let label = format!("/metadata/labels/{}", escape_pointer(GATED_LABEL));
-        ops.push(json!({"op": "remove", "path": label}));
+        ops.push(remove(PointerBuf::from_tokens([
+            "metadata",
+            "labels",
+            GATED_LABEL,
+        ])));
     }
-    let note = patch::map_entry(
-        "/metadata/annotations",
-        annotations,
-        PLACEMENT_ANNOTATION,
-        note,
-    );
-    ops.push(op_value(&note));
-    Some(Value::Array(ops))
-}
-
-fn op_value(op: &PatchOp) -> Value {
-    let value = serde_json::from_str(&op.value).unwrap_or(Value::Null);
-    json!({"op": op.op, "path": op.path, "value": value})
+    let note = patch::map_entry("annotations", annotations, PLACEMENT_ANNOTATION, note);
+    ops.push(PatchOperation::Add(note));
+    Some(Patch(ops))
 }
 
 #[cfg(test)]
@@ -63,6 +74,7 @@ mod tests {
     use super::*;
     use crate::arch::{Arch, ArchSet};
     use crate::policy::evaluate::Mutation;
+    use serde_json::json;
 
     fn gated(spec: Value) -> Value {
         let mut pod = json!({
@@ -78,10 +90,9 @@ mod tests {
         pod
     }
 
-    fn apply(pod: &Value, ops: &Value) -> Value {
+    fn apply(pod: &Value, patch: &Patch) -> Value {
         let mut out = pod.clone();
-        let patch: json_patch::Patch = serde_json::from_value(ops.clone()).unwrap();
-        json_patch::patch(&mut out, &patch).unwrap();
+        json_patch::patch(&mut out, patch).unwrap();
         out
     }
 
@@ -130,8 +141,7 @@ mod tests {
     fn a_stale_read_fails_the_resource_version_test() {
         let json = gated(json!({}));
         let pod: Pod = serde_json::from_value(json.clone()).unwrap();
-        let ops = release(&pod, "41", &Verdict::Allow, "unplaced").unwrap();
-        let patch: json_patch::Patch = serde_json::from_value(ops).unwrap();
+        let patch = release(&pod, "41", &Verdict::Allow, "unplaced").unwrap();
         assert!(json_patch::patch(&mut json.clone(), &patch).is_err());
     }
 

@@ -8,6 +8,7 @@ use crate::inventory::Inventory;
 use crate::namespace::Namespace;
 use crate::platforms::{ImagePlatforms, Lookup};
 use crate::pod::{ContainerKind, Pod};
+use crate::policy::evaluate::Mutation;
 use crate::policy::evaluate::{
     evaluate, Decision, ImageFacts, ImageStatus, Stage, Verdict, ARCH_ANNOTATION,
 };
@@ -120,18 +121,10 @@ fn decide_in(
     );
     let mut out = pod_json.clone();
     if let Verdict::Patch(_) | Verdict::Gate(_) = &decision.verdict {
-        let built = super::pod_ops(&p, &decision);
-        // What the webhook sends is what serde writes, and every value is valid JSON.
-        assert_eq!(
-            String::from_utf8(patch::to_json(&built)).unwrap(),
-            serde_json::to_string(&built).unwrap()
-        );
-        let ops = serde_json::to_value(built).unwrap();
-        json_patch::patch(
-            &mut out,
-            &serde_json::from_value::<json_patch::Patch>(ops).unwrap(),
-        )
-        .unwrap();
+        // Through the bytes the webhook sends, so they are what is applied.
+        let sent = patch::to_json(&patch::document(super::pod_ops(&p, &decision)));
+        let ops: json_patch::Patch = serde_json::from_slice(&sent).unwrap();
+        json_patch::patch(&mut out, &ops).unwrap();
     }
     (decision, out)
 }
@@ -409,7 +402,7 @@ fn existing_annotations_get_an_escaped_key_and_existing_tolerations_are_appended
     };
     let paths: Vec<String> = patch::build(&parsed, m)
         .into_iter()
-        .map(|o| o.path)
+        .map(|o| o.path.to_string())
         .collect();
     assert!(
         paths.contains(&"/metadata/annotations/archgate.io~1architectures".to_string()),
@@ -427,18 +420,25 @@ fn existing_annotations_get_an_escaped_key_and_existing_tolerations_are_appended
 }
 
 #[test]
-fn pointer_escaping_follows_rfc_6901() {
+fn map_keys_are_escaped_in_paths_as_rfc_6901_says() {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"annotations": {}},
+        "spec": {"nodeSelector": {}, "containers": [{"name": "c", "image": "x"}]}
+    }))
+    .unwrap();
+    let mutation = Mutation {
+        node_selector: vec![("a~b/c".into(), "v".into())],
+        annotation: Some("amd64".into()),
+        ..Mutation::default()
+    };
+    let ops = patch::build(&pod, &mutation);
+    let paths: Vec<&str> = ops.iter().map(|op| op.path.as_str()).collect();
     assert_eq!(
-        patch::escape_pointer("kubernetes.io/arch"),
-        "kubernetes.io~1arch"
-    );
-    assert_eq!(patch::escape_pointer("a~b/c"), "a~0b~1c");
-    assert_eq!(
-        patch::ANNOTATION_PATH,
-        format!(
-            "/metadata/annotations/{}",
-            patch::escape_pointer(ARCH_ANNOTATION)
-        )
+        paths,
+        [
+            "/spec/nodeSelector/a~0b~1c",
+            "/metadata/annotations/archgate.io~1architectures"
+        ]
     );
 }
 

@@ -3,9 +3,9 @@
 //! [`Evaluator::object`]; the decisions themselves come from [`Admission`], never from here.
 
 use super::input::SourceRef;
+use crate::admission::pipeline::{api_server_pipeline, Passage, PodPassageError, StageAnswer};
 use crate::admission::{patch, respond, respond_with, Admission, Snapshot};
 use crate::namespace::{NamespaceSource, StaticNamespaces};
-use crate::pod::Pod;
 use crate::policy::{Decision, Outcome, Stage, Verdict};
 use crate::workload::{self, WorkloadError};
 use base64::Engine;
@@ -25,8 +25,24 @@ pub enum EvalError {
     Review(#[source] crate::admission::BadReview),
     #[error("the patch does not apply to the pod: {0}")]
     Patch(#[source] PatchError),
+    #[error(transparent)]
+    Pod(#[from] PodPassageError),
+    #[error("the workload has no pod template after its patch")]
+    NoTemplate,
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+impl From<PatchError> for EvalError {
+    fn from(e: PatchError) -> EvalError {
+        EvalError::Patch(e)
+    }
+}
+
+impl From<json_patch::PatchError> for EvalError {
+    fn from(e: json_patch::PatchError) -> EvalError {
+        EvalError::Patch(e.into())
+    }
 }
 
 /// Why a patch could not be decoded or applied as the API server would.
@@ -194,9 +210,9 @@ impl Evaluator {
         Ok(report)
     }
 
-    /// A workload whose template the mutating webhook places: the workload's own mutating
-    /// stage, its patch applied, then its pods through [`Evaluator::admit`] from the patched
-    /// template. The report's patch is the workload's.
+    /// A workload whose template the mutating webhook places: the workload itself through both
+    /// webhooks (the validating one judges its pods as the API server will send them). When the
+    /// template is left as it is, its pods are reported as [`Evaluator::admit`] reports them.
     async fn admit_template(
         &self,
         now: &Snapshot,
@@ -204,39 +220,39 @@ impl Evaluator {
         wp: workload::WorkloadPod,
     ) -> Result<(), EvalError> {
         let deadline = Instant::now() + DEADLINE;
-        let (decision, ops) = now
-            .place_template(&report.object, &wp.pod, &wp.namespace, deadline)
-            .await;
-        report.review =
-            Some(respond_with("", &ops, &decision).to_review_json("admission.k8s.io/v1"));
-        if matches!(decision.verdict, Verdict::Deny(_)) {
-            fill(report, &decision);
-            return Ok(());
-        }
-        let ops = serde_json::to_value(&ops).map_err(|e| EvalError::Patch(e.into()))?;
-        let mut placed = report.object.clone();
-        apply(&mut placed, &ops)?;
-        let Some(pods) = workload::pod_for(&placed, &self.default_namespace)? else {
-            return Ok(());
-        };
-        let review = report.review.take();
-        self.admit(now, report, pods).await?;
-        let template_ops = ops.as_array().cloned().unwrap_or_default();
-        if !template_ops.is_empty() {
-            report.patch = template_ops;
-            report.patch_target = PatchTarget::Object;
-            report.review = review;
-            report.pod_before = Some(report.object.clone());
-            report.pod_after = Some(placed);
-            if report.decision != Outcome::Deny {
-                report.decision = Outcome::Patch;
+        let ns = wp.namespace.as_str();
+        let passage = api_server_pipeline(&report.object, |stage, object: &Value| {
+            let read = workload::pod_for(object, ns);
+            let object = object.clone();
+            async move {
+                let pods = read?.ok_or(EvalError::NoTemplate)?;
+                Ok::<_, EvalError>(match stage {
+                    Stage::Mutate => {
+                        let (decision, ops) =
+                            now.place_template(&object, &pods.pod, ns, deadline).await;
+                        StageAnswer {
+                            denied: matches!(decision.verdict, Verdict::Deny(_)),
+                            patch: patch::document(ops),
+                            answer: decision,
+                        }
+                    }
+                    Stage::Validate => StageAnswer {
+                        denied: false,
+                        patch: json_patch::Patch::default(),
+                        answer: now.decide_template(&pods.pod_json, ns, deadline).await,
+                    },
+                })
             }
+        })
+        .await?;
+        if passage.patch.is_empty() && passage.validate.is_some() {
+            report.patch_target = PatchTarget::Pods;
+            return self.admit(now, report, wp).await;
         }
-        for w in decision.warnings {
-            if !report.warnings.contains(&w) {
-                report.warnings.push(w);
-            }
-        }
+        let review = respond_with("", &passage.patch, &passage.mutate);
+        report.review = Some(review.to_review_json("admission.k8s.io/v1"));
+        report.pod_before = Some(report.object.clone());
+        fill(report, &passage);
         Ok(())
     }
 
@@ -248,92 +264,48 @@ impl Evaluator {
         wp: workload::WorkloadPod,
     ) -> Result<(), EvalError> {
         let deadline = Instant::now() + DEADLINE;
-        let ns = wp.namespace.as_str();
-        let first = now.decide(&wp.pod, ns, Stage::Mutate, deadline).await;
-        let review = respond("", &wp.pod, &first).to_review_json("admission.k8s.io/v1");
-        report.review = Some(review);
-        let mut after = wp.pod_json.clone();
-        if let Verdict::Patch(m) = &first.verdict {
-            let ops = serde_json::to_value(patch::build(&wp.pod, m))
-                .map_err(|e| EvalError::Patch(e.into()))?;
-            apply(&mut after, &ops)?;
-            report.patch = ops.as_array().cloned().unwrap_or_default();
-        }
+        let passage = now
+            .pod_passage(&wp.pod_json, &wp.namespace, deadline)
+            .await?;
+        let review = respond("", &wp.pod, &passage.mutate);
+        report.review = Some(review.to_review_json("admission.k8s.io/v1"));
         report.pod_before = Some(wp.pod_json);
-        report.pod_after = Some(after.clone());
-        fill(report, &first);
-        if report.decision == Outcome::Deny {
-            // The API server stops at the first webhook that denies.
-            return Ok(());
-        }
-        let patched: Pod = serde_json::from_value(after).map_err(|e| EvalError::Patch(e.into()))?;
-        let second = now.decide(&patched, ns, Stage::Validate, deadline).await;
-        if let Verdict::Deny(m) = &second.verdict {
-            report.decision = Outcome::Deny;
-            report.messages.push(m.clone());
-        }
-        for w in &second.warnings {
-            if !report.warnings.contains(w) {
-                report.warnings.push(w.clone());
-            }
-        }
-        if report.architectures.is_empty() {
-            report.architectures = names(&second);
-        }
-        if report.decision != Outcome::Deny {
-            report.decision = if !report.patch.is_empty() {
-                Outcome::Patch
-            } else if report.warnings.is_empty() {
-                Outcome::Allow
-            } else {
-                Outcome::Warn
-            };
-        }
+        fill(report, &passage);
         Ok(())
     }
 
     /// A captured AdmissionReview, answered as the API server would have it answered: the
-    /// mutating webhook first, its patch applied to the object, then the validating webhook on
-    /// the result. The decision is deny if either denies; `-o review` prints the answer of the
-    /// webhook that decided (the mutating one unless the validating one denied).
+    /// review through both webhooks, each answering the review around the object as it stands.
+    /// `-o review` prints the answer of the webhook that decided (the mutating one unless the
+    /// validating one denied).
     async fn replay(&self, report: &mut Report) -> Result<(), EvalError> {
-        let review = |value: &Value, stage| {
-            let body = serde_json::to_vec(value).map_err(|e| EvalError::Patch(e.into()));
+        let captured = &report.object;
+        let object = captured.pointer("/request/object").cloned();
+        let passage = api_server_pipeline(&object.clone().unwrap_or(Value::Null), |stage, o| {
+            let mut review = captured.clone();
+            if let Some(slot) = review.pointer_mut("/request/object") {
+                *slot = o.clone();
+            }
             async move {
-                self.admission
-                    .review(&body?, stage, Instant::now() + DEADLINE)
+                let body = serde_json::to_vec(&review).map_err(PatchError::from)?;
+                let answer = self
+                    .admission
+                    .review(&body, stage, Instant::now() + DEADLINE)
                     .await
-                    .map_err(EvalError::Review)
+                    .map_err(EvalError::Review)?;
+                Ok::<_, EvalError>(StageAnswer {
+                    denied: answer.summary.decision == Outcome::Deny,
+                    patch: patch_of(&answer.body)?,
+                    answer,
+                })
             }
-        };
-        let first = review(&report.object, Stage::Mutate).await?;
-        let object = report.object.pointer("/request/object").cloned();
-        let response: Value = serde_json::from_slice(&first.body).unwrap_or(Value::Null);
-        let mut after = object.clone();
-        if let Some(b64) = response.pointer("/response/patch").and_then(Value::as_str) {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| EvalError::Patch(e.into()))?;
-            let ops: Value =
-                serde_json::from_slice(&bytes).map_err(|e| EvalError::Patch(e.into()))?;
-            report.patch = ops.as_array().cloned().unwrap_or_default();
-            if let Some(doc) = after.as_mut() {
-                apply(doc, &ops)?;
-            }
-        }
-        let decided = if first.summary.decision == Outcome::Deny {
-            first
-        } else {
-            let mut patched = report.object.clone();
-            if let (Some(slot), Some(doc)) = (patched.pointer_mut("/request/object"), &after) {
-                *slot = doc.clone();
-            }
-            let second = review(&patched, Stage::Validate).await?;
-            if second.summary.decision == Outcome::Deny {
-                second
-            } else {
+        })
+        .await?;
+        let mut first = passage.mutate;
+        let decided = match passage.validate {
+            Some(second) if second.summary.decision == Outcome::Deny => second,
+            Some(second) => {
                 // Warnings from either webhook reach the user; the mutating answer carries the patch.
-                let mut first = first;
                 if let (Some(a), Some(b)) = (first.decision.as_mut(), &second.decision) {
                     for w in &b.warnings {
                         if !a.warnings.contains(w) {
@@ -347,6 +319,7 @@ impl Evaluator {
                 }
                 first
             }
+            None => first,
         };
         let s = &decided.summary;
         report.api_version = object
@@ -369,33 +342,49 @@ impl Evaluator {
             }
         }
         report.messages.extend(s.message.clone());
-        if s.decision == Outcome::Deny {
-            report.patch.clear();
-            after.clone_from(&object);
+        if s.decision != Outcome::Deny {
+            report.patch = patch_values(&passage.patch)?;
+            report.pod_after = object.is_some().then_some(passage.after);
+        } else {
+            report.pod_after.clone_from(&object);
         }
-        report.pod_before.clone_from(&object);
-        report.pod_after = after;
+        report.pod_before = object;
         report.review = Some(decided.body);
         Ok(())
     }
 }
 
-/// Applies JSON Patch operations as the API server does.
-fn apply(doc: &mut Value, ops: &Value) -> Result<(), EvalError> {
-    let patch: json_patch::Patch =
-        serde_json::from_value(ops.clone()).map_err(|e| EvalError::Patch(e.into()))?;
-    json_patch::patch(doc, &patch).map_err(|e| EvalError::Patch(e.into()))
+/// The JSON Patch of an AdmissionReview response body, decoded from its base64 text.
+fn patch_of(body: &[u8]) -> Result<json_patch::Patch, PatchError> {
+    let response: Value = serde_json::from_slice(body)?;
+    let Some(text) = response.pointer("/response/patch").and_then(Value::as_str) else {
+        return Ok(json_patch::Patch::default());
+    };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+    Ok(serde_json::from_slice(&bytes)?)
 }
 
-fn fill(report: &mut Report, d: &Decision) {
-    report.decision = d.outcome();
+/// A patch's operations as JSON, as the reports show them.
+fn patch_values(patch: &json_patch::Patch) -> Result<Vec<Value>, PatchError> {
+    Ok(patch
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?)
+}
+
+/// The report of an object's passage through both webhooks.
+fn fill(report: &mut Report, passage: &Passage<Decision>) {
+    let d = passage.decided();
+    report.decision = passage.outcome();
     report.mode = Some(d.mode.as_str());
     report.rule.clone_from(&d.rule);
-    report.architectures = names(d);
+    report.architectures = names(&d);
     report.warnings.clone_from(&d.warnings);
     if let Verdict::Deny(m) = &d.verdict {
         report.messages.push(m.clone());
     }
+    report.patch = patch_values(&passage.patch).unwrap_or_default();
+    report.pod_after = Some(passage.after.clone());
 }
 
 fn names(d: &Decision) -> Vec<String> {
