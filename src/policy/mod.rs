@@ -1,6 +1,7 @@
 //! The placement policy: its TOML model, loading with line:column errors, and the pure evaluator.
 
 pub mod cluster;
+mod decision;
 mod demands;
 mod ephemeral;
 pub mod evaluate;
