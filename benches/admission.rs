@@ -7,6 +7,8 @@
 //! building the JSON Patch alone, and encoding the response (patch, base64, envelope).
 //! `log_line` is the JSON line every review logs, formatted and thrown away.
 
+#[path = "../tests/common/fixtures.rs"]
+mod fixtures;
 #[path = "support/review_line.rs"]
 mod review_line;
 
@@ -38,8 +40,7 @@ fn admission() -> Admission {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(root().join("tests/fixtures/admission-reviews").join(name))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(fixtures::fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// A review of a pod with 16 app and 4 init containers, half of them asking for an NVIDIA GPU.

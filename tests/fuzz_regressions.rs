@@ -2,6 +2,9 @@
 //! property it broke. See FUZZING.md.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
 use archgate::admission::review;
 use archgate::admission::{Admission, BadReview};
 use archgate::cli::test::{run, TestArgs};
@@ -9,7 +12,6 @@ use archgate::image::Platform;
 use archgate::platforms::StaticPlatforms;
 use archgate::policy::{Policy, Stage};
 use archgate::registry::credentials::Keyring;
-use base64::Engine;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -76,11 +78,8 @@ async fn admission_review_patch_applies_to_a_pod_without_metadata() {
         .await
         .unwrap();
     let out: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-    let patch = out["response"]["patch"].as_str().expect("a patch");
-    let patch = base64::engine::general_purpose::STANDARD
-        .decode(patch)
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let patch = fixtures::decoded_patch(&out).expect("a patch");
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
     let sent: serde_json::Value = serde_json::from_slice(body).unwrap();
     let mut object = sent["request"]["object"].clone();
     json_patch::patch(&mut object, &patch).unwrap();

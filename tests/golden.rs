@@ -4,10 +4,12 @@
 //! `ARCHGATE_BLESS=1 cargo test --test golden`).
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
 use archgate::admission::Admission;
 use archgate::platforms::StaticPlatforms;
 use archgate::policy::{Policy, Stage};
-use base64::Engine;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,34 +24,19 @@ async fn every_captured_pods_patch_is_byte_for_byte_the_reviewed_one() {
     let platforms = StaticPlatforms::load(&root().join("policies/homelab-platforms.toml")).unwrap();
     let admission = Admission::new(Arc::new(policy), Arc::new(platforms));
     let bless = std::env::var_os("ARCHGATE_BLESS").is_some();
-    let mut fixtures: Vec<_> = std::fs::read_dir(root().join("tests/fixtures/admission-reviews"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("pod-create")
-        })
-        .collect();
-    fixtures.sort();
-    assert!(fixtures.len() >= 20, "the captured pod reviews are missing");
-    for path in fixtures {
-        let name = path.file_stem().unwrap().to_string_lossy().to_string();
-        let body = std::fs::read(&path).unwrap();
+    let captured = fixtures::captured_reviews(|n| n.starts_with("pod-create"));
+    assert!(captured.len() >= 20, "the captured pod reviews are missing");
+    for file in captured {
+        let name = file.trim_end_matches(".json").to_string();
+        let body = std::fs::read(fixtures::fixture_path(&file)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let answer = admission
             .review(&body, Stage::Mutate, deadline)
             .await
             .unwrap();
         let review: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-        let patch = match review["response"]["patch"].as_str() {
-            Some(b64) => String::from_utf8(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .unwrap(),
-            )
-            .unwrap(),
+        let patch = match fixtures::decoded_patch_bytes(&review) {
+            Some(bytes) => String::from_utf8(bytes).unwrap(),
             None => "(no patch)".to_string(),
         };
         let golden = root()

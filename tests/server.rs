@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    apply_patch, decoded_patch, fixture, full, manifest_path, metric, write_certs, write_file,
-    ChannelBody, Client, Proto, ServeOptions, Server,
+    apply_patch, assert_allowed_untouched, assert_envelope, decoded_patch, fixture, full, metric,
+    write_certs, write_file, ChannelBody, Client, Proto, ServeOptions, Server,
 };
 use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
@@ -21,30 +21,6 @@ use std::time::{Duration, Instant};
 const MUTATE: &str = "/mutate?timeout=5s";
 const VALIDATE: &str = "/validate?timeout=5s";
 const ARCH_ANNOTATION: &str = "archgate.io/architectures";
-
-/// Checks the answer's envelope: apiVersion, kind and uid echoed.
-fn assert_envelope(review: &Value, answer: &Value, what: &str) {
-    assert_eq!(
-        answer["apiVersion"], review["apiVersion"],
-        "{what}: apiVersion"
-    );
-    assert_eq!(answer["kind"], "AdmissionReview", "{what}: kind");
-    assert_eq!(
-        answer["response"]["uid"], review["request"]["uid"],
-        "{what}: uid echoed"
-    );
-}
-
-fn assert_allowed_untouched(answer: &Value, what: &str) {
-    let r = &answer["response"];
-    assert_eq!(r["allowed"], true, "{what}: allowed: {answer}");
-    assert!(r.get("patch").is_none(), "{what}: no patch: {answer}");
-    assert!(
-        r.get("patchType").is_none(),
-        "{what}: no patchType: {answer}"
-    );
-    assert!(r.get("status").is_none(), "{what}: no status: {answer}");
-}
 
 /// A policy like the homelab's, without rules.
 const PLAIN_POLICY: &str = r#"[cluster]

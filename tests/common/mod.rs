@@ -7,7 +7,10 @@ pub mod audit;
 pub mod kubeapi;
 pub mod registry;
 
-use base64::Engine;
+// Fixtures and reading answers: also used on their own (`#[path]`) where nothing else is needed.
+pub mod fixtures;
+pub use fixtures::*;
+
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Frame};
@@ -83,32 +86,6 @@ pub fn run_bounded<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
         out.join().unwrap(),
         err.join().unwrap(),
     )
-}
-
-pub fn manifest_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-pub fn homelab_policy() -> PathBuf {
-    manifest_path("policies/homelab.toml")
-}
-
-pub fn homelab_platforms() -> PathBuf {
-    manifest_path("policies/homelab-platforms.toml")
-}
-
-pub fn fixture_path(name: &str) -> PathBuf {
-    manifest_path("tests/fixtures/admission-reviews").join(name)
-}
-
-pub fn fixture_text(name: &str) -> String {
-    std::fs::read_to_string(fixture_path(name))
-        .unwrap_or_else(|e| panic!("cannot read fixture {name}: {e}"))
-}
-
-pub fn fixture(name: &str) -> Value {
-    serde_json::from_str(&fixture_text(name))
-        .unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))
 }
 
 /// What `output` returns once it contains `needle` (a server writes its log lines in batches,
@@ -606,71 +583,4 @@ impl hyper::body::Body for ChannelBody {
             .poll_recv(cx)
             .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
     }
-}
-
-/// The decoded JSON Patch of an answered review (`response.patch`), if it has one. Checks that
-/// the patch is base64 text with patchType JSONPatch, and holds a JSON array.
-pub fn decoded_patch(answer: &Value) -> Option<Value> {
-    let response = &answer["response"];
-    let patch = response.get("patch")?;
-    let text = patch
-        .as_str()
-        .unwrap_or_else(|| panic!("response.patch must be base64 text, got {patch}"));
-    assert_eq!(
-        response["patchType"], "JSONPatch",
-        "patchType of a patched response"
-    );
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap_or_else(|e| panic!("response.patch is not base64 ({e}): {text}"));
-    let ops: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "response.patch does not decode to JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    assert!(ops.is_array(), "JSON Patch must be an array, got {ops}");
-    Some(ops)
-}
-
-/// `object` with the answered review's patch applied (unchanged when there is no patch).
-pub fn apply_patch(object: &Value, answer: &Value) -> Value {
-    let mut doc = object.clone();
-    if let Some(ops) = decoded_patch(answer) {
-        let patch: json_patch::Patch = serde_json::from_value(ops.clone())
-            .unwrap_or_else(|e| panic!("not a JSON Patch ({e}): {ops}"));
-        json_patch::patch(&mut doc, &patch)
-            .unwrap_or_else(|e| panic!("patch {ops} does not apply to the object: {e}"));
-    }
-    doc
-}
-
-/// The value of the sample `name{labels...}` in Prometheus text, when exactly matched by
-/// `labels` (other labels of the sample are ignored).
-pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (series_name, series_labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if series_name != name {
-            continue;
-        }
-        let have: Vec<(&str, &str)> = series_labels
-            .split(',')
-            .filter(|kv| !kv.is_empty())
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
-            .collect();
-        if labels.iter().all(|l| have.contains(l)) {
-            return value.trim().parse().ok();
-        }
-    }
-    None
 }

@@ -61,13 +61,8 @@ fn expected_placement(name: &str) -> Option<Placement> {
 }
 
 fn mutating_pod_fixtures() -> Vec<String> {
-    let dir = manifest_path("tests/fixtures/admission-reviews");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("pod-create-") && n.ends_with("-mutating.json"))
-        .collect();
-    names.sort();
+    let names =
+        common::captured_reviews(|n| n.starts_with("pod-create-") && n.ends_with("-mutating.json"));
     assert!(
         names.len() >= 10,
         "expected the captured mutating fixtures, found {names:?}"
