@@ -9,6 +9,7 @@ use crate::arch::ArchSet;
 use crate::pod::Pod;
 use crate::policy::evaluate::{Mutation, ARCH_ANNOTATION, ARCH_LABEL};
 use crate::policy::gate::{GATE, GATED_LABEL, GATED_VALUE, PLACEMENT_ANNOTATION};
+use base64::Engine;
 use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::{json, Map, Value};
@@ -31,6 +32,31 @@ pub fn document(ops: Vec<AddOperation>) -> Patch {
 pub fn to_json(patch: &Patch) -> Vec<u8> {
     // Values and pointers always serialise: a map's keys are strings.
     serde_json::to_vec(patch).unwrap_or_else(|_| b"[]".to_vec())
+}
+
+/// Why a patch could not be decoded or applied as the API server would.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    /// The response, or the patch in it, is not the JSON it should be.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The response's `patch` is not base64.
+    #[error(transparent)]
+    Base64(#[from] base64::DecodeError),
+    /// The patch does not apply to the object.
+    #[error(transparent)]
+    Apply(#[from] json_patch::PatchError),
+}
+
+/// The JSON Patch of an AdmissionReview response body, decoded from its base64 text as the API
+/// server decodes it (empty when the response has none).
+pub fn of_response(body: &[u8]) -> Result<Patch, PatchError> {
+    let response: Value = serde_json::from_slice(body)?;
+    let Some(text) = response.pointer("/response/patch").and_then(Value::as_str) else {
+        return Ok(Patch::default());
+    };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+    Ok(serde_json::from_slice(&bytes)?)
 }
 
 /// The operations that apply `mutation` to `pod`.

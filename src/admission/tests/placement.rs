@@ -6,7 +6,6 @@ use crate::admission::Admission;
 use crate::namespace::Namespace;
 use crate::platforms::StaticPlatforms;
 use crate::policy::gate::{GATE, GATED_LABEL, PLACEMENT_ANNOTATION};
-use base64::Engine;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -200,13 +199,8 @@ fn send(admission: &Admission, review: &Value, stage: Stage) -> (Value, Value) {
         .unwrap();
     let response: Value = serde_json::from_slice(&answer.body).unwrap();
     let mut object = review["request"]["object"].clone();
-    if let Some(b64) = response["response"]["patch"].as_str() {
-        let ops = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
-        let ops: json_patch::Patch = serde_json::from_slice(&ops).unwrap();
-        json_patch::patch(&mut object, &ops).unwrap();
-    }
+    let ops = super::patch::of_response(&answer.body).unwrap();
+    json_patch::patch(&mut object, &ops).unwrap();
     (response["response"].clone(), object)
 }
 

@@ -3,12 +3,12 @@
 //! [`Evaluator::object`]; the decisions themselves come from [`Admission`], never from here.
 
 use super::input::SourceRef;
+use crate::admission::patch::{self, PatchError};
 use crate::admission::pipeline::{api_server_pipeline, Passage, PodPassageError, StageAnswer};
-use crate::admission::{patch, respond, respond_with, Admission, Snapshot};
+use crate::admission::{respond, respond_with, Admission, Snapshot};
 use crate::namespace::{NamespaceSource, StaticNamespaces};
 use crate::policy::{Decision, Outcome, Stage, Verdict};
 use crate::workload::{self, WorkloadError};
-use base64::Engine;
 use serde_json::Value;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -43,17 +43,6 @@ impl From<json_patch::PatchError> for EvalError {
     fn from(e: json_patch::PatchError) -> EvalError {
         EvalError::Patch(e.into())
     }
-}
-
-/// Why a patch could not be decoded or applied as the API server would.
-#[derive(Debug, thiserror::Error)]
-pub enum PatchError {
-    #[error(transparent)]
-    Json(#[from] serde_json::Error),
-    #[error(transparent)]
-    Base64(#[from] base64::DecodeError),
-    #[error(transparent)]
-    Apply(#[from] json_patch::PatchError),
 }
 
 /// What the patch of a report applies to.
@@ -295,7 +284,7 @@ impl Evaluator {
                     .map_err(EvalError::Review)?;
                 Ok::<_, EvalError>(StageAnswer {
                     denied: answer.summary.decision == Outcome::Deny,
-                    patch: patch_of(&answer.body)?,
+                    patch: patch::of_response(&answer.body)?,
                     answer,
                 })
             }
@@ -352,16 +341,6 @@ impl Evaluator {
         report.review = Some(decided.body);
         Ok(())
     }
-}
-
-/// The JSON Patch of an AdmissionReview response body, decoded from its base64 text.
-fn patch_of(body: &[u8]) -> Result<json_patch::Patch, PatchError> {
-    let response: Value = serde_json::from_slice(body)?;
-    let Some(text) = response.pointer("/response/patch").and_then(Value::as_str) else {
-        return Ok(json_patch::Patch::default());
-    };
-    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
-    Ok(serde_json::from_slice(&bytes)?)
 }
 
 /// A patch's operations as JSON, as the reports show them.
