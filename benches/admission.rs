@@ -135,7 +135,7 @@ fn bench(c: &mut Criterion) {
     // The line `archgate serve --log-format json` writes for every review, with the same fields,
     // formatted into a sink that discards it (the writer thread's share is not in this figure).
     let subscriber = tracing_subscriber::fmt()
-        .event_format(archgate::logging::json::JsonLines)
+        .event_format(archgate::logging::json_lines())
         .with_writer(std::io::sink)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
