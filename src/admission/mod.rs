@@ -26,10 +26,13 @@ use template::template_changed;
 /// A request the API server should not have sent: answered with an HTTP 400, not a review.
 #[derive(Debug, thiserror::Error)]
 pub enum BadReview {
+    /// The body is not JSON, or not an AdmissionReview.
     #[error("request body is not an AdmissionReview: {0}")]
     Malformed(#[source] serde_json::Error),
+    /// The review carries no request to answer.
     #[error("AdmissionReview has no `request`: send the review the API server built, with request.uid and request.object")]
     NoRequest,
+    /// A version of AdmissionReview archgate does not speak.
     #[error("AdmissionReview apiVersion {0:?} is not supported: configure the webhook with admissionReviewVersions [v1]")]
     Version(String),
 }
@@ -37,22 +40,34 @@ pub enum BadReview {
 /// What happened to one review, for logs and metrics.
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// The request's uid.
     pub uid: String,
+    /// The object's namespace (the request's, else the object's, else "default").
     pub namespace: String,
+    /// The object's name, or its generateName prefix for a pod created with one.
     pub name: String,
+    /// The object's kind ("Pod", "Deployment", ...).
     pub kind: String,
+    /// CREATE, UPDATE, ...
     pub operation: String,
+    /// A dry run (`kubectl --dry-run=server`): nothing is persisted.
     pub dry_run: bool,
+    /// What archgate answered.
     pub decision: Outcome,
+    /// The policy rule that decided, if one matched.
     pub rule: Option<String>,
+    /// The architectures the pod may run on, comma-separated; empty when not evaluated.
     pub architectures: Cow<'static, str>,
+    /// The denial's or the warning's text, for the log line.
     pub message: Option<String>,
 }
 
 /// The answer: the full AdmissionReview response body and its summary.
 #[derive(Debug)]
 pub struct Answer {
+    /// The AdmissionReview response, as sent to the API server.
     pub body: Vec<u8>,
+    /// What happened, for logs and metrics.
     pub summary: Summary,
     /// The evaluator's decision when a pod was evaluated.
     pub decision: Option<Decision>,

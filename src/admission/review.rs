@@ -67,11 +67,15 @@ fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<ObjectOnly<T>>::deserialize(deserializer).map(|o| o.map(|o| o.0))
 }
 
+/// An AdmissionReview as the API server sends it, holding only what archgate reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReviewIn<'a> {
+    /// admission.k8s.io/v1 (or v1beta1); echoed in the answer.
     pub api_version: Option<String>,
+    /// "AdmissionReview".
     pub kind: Option<String>,
+    /// The request; a review without one is refused with a 400.
     #[serde(borrow)]
     pub request: Option<RequestIn<'a>>,
 }
@@ -81,23 +85,35 @@ pub struct ReviewIn<'a> {
 /// first) says it is one, kept raw otherwise, so the body is read once.
 #[derive(Debug, Default)]
 pub struct RequestIn<'a> {
+    /// Matches the answer to the request.
     pub uid: String,
+    /// The object's group, version and kind.
     pub kind: GroupVersionKind,
+    /// "ephemeralcontainers" for `kubectl debug`; None for the object itself.
     pub sub_resource: Option<String>,
+    /// The object's name; None for a pod created with only generateName.
     pub name: Option<String>,
+    /// The request's namespace.
     pub namespace: Option<String>,
+    /// CREATE, UPDATE, DELETE or CONNECT.
     pub operation: String,
+    /// The object as it will be stored.
     pub object: ObjectIn<'a>,
+    /// The object before an UPDATE, raw.
     pub old_object: Option<&'a RawValue>,
+    /// A dry run: nothing is persisted.
     pub dry_run: Option<bool>,
 }
 
 /// The request's object, as far as it has been decoded.
 #[derive(Debug, Default)]
 pub enum ObjectIn<'a> {
+    /// The request has no object (or null).
     #[default]
     Absent,
+    /// A pod, decoded in the same pass as the envelope.
     Pod(Box<Pod>),
+    /// Any other kind, kept as its JSON text.
     Raw(&'a RawValue),
 }
 
@@ -179,26 +195,39 @@ impl<'de> Deserialize<'de> for Key<'de> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LenientReviewIn<'a> {
+    /// As in [`ReviewIn`].
     pub api_version: Option<String>,
+    /// As in [`ReviewIn`].
     pub kind: Option<String>,
+    /// As in [`ReviewIn`], with the object kept raw.
     #[serde(borrow, default, deserialize_with = "optional_object")]
     pub request: Option<LenientRequestIn<'a>>,
 }
 
+/// [`RequestIn`] with the object kept raw, whatever its kind; the members mean the same.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LenientRequestIn<'a> {
+    /// See [`RequestIn`].
     pub uid: String,
+    /// See [`RequestIn`].
     pub kind: GroupVersionKind,
+    /// See [`RequestIn`].
     pub sub_resource: Option<String>,
+    /// See [`RequestIn`].
     pub name: Option<String>,
+    /// See [`RequestIn`].
     pub namespace: Option<String>,
+    /// See [`RequestIn`].
     #[serde(default)]
     pub operation: String,
+    /// The object, raw.
     #[serde(borrow)]
     pub object: Option<&'a RawValue>,
+    /// The object before an UPDATE, raw.
     #[serde(borrow, default)]
     pub old_object: Option<&'a RawValue>,
+    /// See [`RequestIn`].
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
@@ -223,11 +252,15 @@ impl<'a> From<LenientReviewIn<'a>> for ReviewIn<'a> {
     }
 }
 
+/// The kind of object a request is about, as `request.kind` names it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(from = "ObjectOnly<GvkFields>")]
 pub struct GroupVersionKind {
+    /// The API group; empty for the core group (Pods).
     pub group: String,
+    /// "v1", "v1beta1", ...
     pub version: String,
+    /// "Pod", "Deployment", ...
     pub kind: String,
 }
 
@@ -318,6 +351,7 @@ struct ReviewOut<'a> {
 pub const MAX_WARNING_CHARS: usize = 256;
 
 impl ResponseOut {
+    /// Admits the object as it is.
     pub fn allow(uid: &str) -> ResponseOut {
         ResponseOut {
             uid: uid.to_string(),
@@ -346,12 +380,14 @@ impl ResponseOut {
         }
     }
 
+    /// Adds a JSON Patch document (its JSON text), sent base64-encoded.
     pub fn with_patch(mut self, patch_json: &[u8]) -> ResponseOut {
         self.patch = Some(base64::engine::general_purpose::STANDARD.encode(patch_json));
         self.patch_type = Some("JSONPatch");
         self
     }
 
+    /// Adds warnings, each cut to one line the API server shows as is.
     pub fn with_warnings(mut self, warnings: Vec<String>) -> ResponseOut {
         self.warnings = warnings.into_iter().map(|w| short_warning(&w)).collect();
         self

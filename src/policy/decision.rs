@@ -11,21 +11,29 @@ use crate::pod::{ContainerKind, Toleration};
 /// Which admission stage is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// `/mutate`: the pod may still be changed.
     Mutate,
+    /// `/validate`: the pod as it will be stored, after every mutating webhook.
     Validate,
 }
 
 /// One container's image and what the platform source said about it.
 #[derive(Debug, Clone)]
 pub struct ImageFacts<'a> {
+    /// The container's name.
     pub container: &'a str,
+    /// Whether it is an init, sidecar, app or ephemeral container.
     pub kind: ContainerKind,
+    /// The image reference as the pod spec writes it.
     pub image: &'a str,
+    /// What is known about the image's platforms.
     pub status: ImageStatus,
 }
 
+/// What is known about one image.
 #[derive(Debug, Clone)]
 pub enum ImageStatus {
+    /// The reference is valid; the platform source's answer.
     Resolved(Lookup),
     /// The reference itself is malformed; the message says how.
     Invalid(String),
@@ -42,11 +50,13 @@ pub struct Mutation {
     pub node_selector: Vec<(String, String)>,
     /// Tolerations to append.
     pub tolerations: Vec<Toleration>,
-    /// New value of the [`super::evaluate::ARCH_ANNOTATION`] annotation, when it differs from the pod's.
+    /// New value of the [`super::evaluate::ARCH_ANNOTATION`] annotation, when it differs from
+    /// the pod's.
     pub annotation: Option<String>,
 }
 
 impl Mutation {
+    /// Whether the mutation adds nothing: the pod is placed as it is.
     pub fn is_empty(&self) -> bool {
         self.require_archs.is_none()
             && self.prefer.is_empty()
@@ -56,25 +66,32 @@ impl Mutation {
     }
 }
 
+/// What archgate answers for one pod at one stage.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
+    /// Admit the pod as it is (warnings, if any, are in the [`Decision`]).
     Allow,
+    /// Admit the pod with this mutation applied.
     Patch(Mutation),
     /// Admit the pod behind archgate's scheduling gate: some image lookups did not finish in
     /// time, and the placement controller places it when they do. The text says which and why.
     Gate(String),
+    /// Refuse the pod; the text says why and what to do.
     Deny(String),
 }
 
 /// The outcome of evaluating one pod at one stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// What archgate answers.
     pub verdict: Verdict,
+    /// The mode that decided (the rule's, else the policy's default).
     pub mode: Mode,
     /// The rule that matched, if any.
     pub rule: Option<String>,
     /// Architectures that can run every image and satisfy the pod, policy and cluster.
     pub architectures: ArchSet,
+    /// Shown by kubectl beside the answer.
     pub warnings: Vec<String>,
 }
 

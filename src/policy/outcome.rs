@@ -6,10 +6,13 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// Admitted as it is.
     Allow,
+    /// Admitted with a patch that places it.
     Patch,
     /// Admitted behind archgate's scheduling gate.
     Gate,
+    /// Refused.
     Deny,
     /// Allowed, with warnings.
     Warn,
@@ -31,6 +34,7 @@ impl Outcome {
         Outcome::Unhandled,
     ];
 
+    /// The word metrics labels, logs, reports and test suites use.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Allow => "allow",
