@@ -70,7 +70,7 @@ fn platforms(found: &Lookup) -> Vec<String> {
 
 fn failure(found: &Lookup) -> String {
     match found {
-        Lookup::Failed(why) | Lookup::Unavailable(why) => why.clone(),
+        Lookup::Failed(why) | Lookup::Unavailable(why) => why.to_string(),
         other => panic!("expected a failure, got {other:?}"),
     }
 }
@@ -209,6 +209,15 @@ async fn single_platform_images_read_their_config_and_the_digest_wins_over_the_t
     assert!(
         missing.contains("team/app:nope") && missing.contains("404"),
         "{missing}"
+    );
+    // The message is for the pod's creator; the typed registry error stays behind it.
+    let Lookup::Failed(why) = &answer else {
+        unreachable!()
+    };
+    let source = std::error::Error::source(why).expect("the registry error behind the message");
+    assert!(
+        source.downcast_ref::<archgate::registry::LookupError>().is_some(),
+        "{source:?}"
     );
 }
 

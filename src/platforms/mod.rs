@@ -120,10 +120,79 @@ pub enum Lookup {
     NotFound,
     /// The source could not answer in time or at all (a timeout, a registry down, 5xx, 429):
     /// asking again later may succeed, so a pod waiting on it is gated, not decided.
-    Unavailable(String),
+    Unavailable(LookupFailure),
     /// The source answered, but not with platforms (unauthorized, no such image, a broken
-    /// document, a host the guard refuses); the message says why.
-    Failed(String),
+    /// document, a host the guard refuses); the failure says why.
+    Failed(LookupFailure),
+}
+
+/// Why a source could not give an image's platforms: the message the pod's creator reads, and
+/// the typed error behind it, if any. Cheap to clone: one failure answers every pod that asked
+/// for the image until the negative cache forgets it.
+#[derive(Debug, Clone)]
+pub struct LookupFailure {
+    message: Arc<str>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl LookupFailure {
+    /// A failure with `message` and `source` behind it (`source()` gives it back).
+    pub fn caused_by(
+        message: impl Into<Arc<str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> LookupFailure {
+        LookupFailure {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// What the pod's creator reads.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for LookupFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for LookupFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two failures are the same answer when they say the same: the error behind them is detail.
+impl PartialEq for LookupFailure {
+    fn eq(&self, other: &LookupFailure) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for LookupFailure {}
+
+/// A failure that is only a message (a deadline passed, a test's answer).
+impl From<&str> for LookupFailure {
+    fn from(message: &str) -> LookupFailure {
+        LookupFailure {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+impl From<String> for LookupFailure {
+    fn from(message: String) -> LookupFailure {
+        LookupFailure {
+            message: message.into(),
+            source: None,
+        }
+    }
 }
 
 /// A boxed future, so sources can be stored behind `dyn`.

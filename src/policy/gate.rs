@@ -63,7 +63,7 @@ pub fn reason(images: &[ImageFacts<'_>]) -> String {
 /// placement controller waits out.
 pub fn unavailable<'a>(image: &'a ImageFacts<'_>) -> Option<&'a str> {
     match &image.status {
-        ImageStatus::Resolved(Lookup::Unavailable(why)) => Some(why),
+        ImageStatus::Resolved(Lookup::Unavailable(why)) => Some(why.message()),
         _ => None,
     }
 }

@@ -10,7 +10,7 @@
 
 use super::credentials::Scope;
 use super::metrics::RegistryMetrics;
-use crate::platforms::ImagePlatforms;
+use crate::platforms::{ImagePlatforms, LookupFailure};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use moka::notification::RemovalCause;
 use std::any::Any;
@@ -142,8 +142,9 @@ impl Caches {
 /// Why a lookup failed, and whether asking again later may succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// The error for the pod's creator: names the image, and a failed mirror when there was one.
-    pub message: Arc<str>,
+    /// The error for the pod's creator (it names the image, and a failed mirror when there was
+    /// one), with the registry error behind it.
+    pub reason: LookupFailure,
     /// Slow, unreachable or overloaded, rather than an answer that will not change.
     pub transient: bool,
 }
@@ -151,11 +152,11 @@ pub struct Failure {
 impl Failure {
     /// The answer a platform source gives for it.
     pub fn lookup(&self) -> crate::platforms::Lookup {
-        let message = self.message.to_string();
+        let reason = self.reason.clone();
         if self.transient {
-            crate::platforms::Lookup::Unavailable(message)
+            crate::platforms::Lookup::Unavailable(reason)
         } else {
-            crate::platforms::Lookup::Failed(message)
+            crate::platforms::Lookup::Failed(reason)
         }
     }
 }

@@ -22,8 +22,8 @@ pub mod metrics;
 
 use crate::image::ImageRef;
 use crate::platforms::{
-    ImagePlatforms, Lookup, LookupFuture, LookupRequest, PlatformSource, PullSecretKind,
-    PullSecrets,
+    ImagePlatforms, Lookup, LookupFailure, LookupFuture, LookupRequest, PlatformSource,
+    PullSecretKind, PullSecrets,
 };
 use cache::{Caches, Failure, SingleFlight};
 use client::{Client, Endpoint, FetchError};
@@ -190,7 +190,9 @@ impl Inner {
         let image = request.image.clone();
         let endpoints = match self.client.endpoints(&image.registry) {
             Ok(eps) => eps,
-            Err(e) => return Lookup::Failed(format!("image {image}: {e}")),
+            Err(e) => {
+                return Lookup::Failed(LookupFailure::caused_by(format!("image {image}: {e}"), e))
+            }
         };
         let config = self.client.config();
         let routes: Vec<Route> = endpoints
@@ -222,9 +224,7 @@ impl Inner {
             .flights
             .run((key, candidates, patient), work, |reason| {
                 Err(Failure {
-                    message: Arc::from(format!(
-                        "the registry lookup failed unexpectedly ({reason})"
-                    )),
+                    reason: format!("the registry lookup failed unexpectedly ({reason})").into(),
                     transient: false,
                 })
             })
@@ -387,11 +387,11 @@ impl Inner {
                 image.registry, image.registry
             ));
         }
+        tracing::debug!(error = %message, transient, "registry lookup failed");
         let failure = Failure {
-            message: Arc::from(message),
+            reason: LookupFailure::caused_by(message, e),
             transient,
         };
-        tracing::debug!(error = %failure.message, transient, "registry lookup failed");
         self.caches
             .put_failure(&image.lookup_key(), candidates, failure.clone())
             .await;

@@ -116,11 +116,11 @@ pub async fn resolve(
         let status = match found.get(&reference) {
             Some(Lookup::Found(p)) => ImageStatus::Resolved(Arc::clone(p)),
             Some(Lookup::Unavailable(why)) => ImageStatus::Unresolved {
-                reason: why.clone(),
+                reason: why.to_string(),
                 transient: true,
             },
             Some(Lookup::Failed(why)) => ImageStatus::Unresolved {
-                reason: why.clone(),
+                reason: why.to_string(),
                 transient: false,
             },
             Some(Lookup::NotFound) | None => ImageStatus::Unresolved {
