@@ -377,7 +377,7 @@ async fn look_up_all(
             async move {
                 tokio::spawn(async move { lookup(&source, &image).await })
                     .await
-                    .unwrap_or_else(|e| Lookup::Failed(e.to_string()))
+                    .unwrap_or_else(|e| Lookup::Failed(e.to_string().into()))
             }
         })
         .buffer_unordered(parallel)
@@ -390,7 +390,7 @@ async fn look_up_all(
         match r {
             Lookup::Found(_) => found += 1,
             Lookup::NotFound => failures.push("not found".to_string()),
-            Lookup::Failed(m) | Lookup::Unavailable(m) => failures.push(m),
+            Lookup::Failed(m) | Lookup::Unavailable(m) => failures.push(m.to_string()),
         }
     }
     (found, failures, elapsed)
