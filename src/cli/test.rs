@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// `archgate test`'s options: the suites to run and where to write a JUnit report.
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// Write a JUnit XML report here.
@@ -33,11 +34,16 @@ pub struct TestArgs {
 pub struct SuiteSpec {
     /// The policy under test, relative to the suite file.
     pub policy: String,
+    /// The image platforms the cases see; without it every image is unknown.
     pub platforms: Option<PlatformsSpec>,
+    /// Nodes (`kubectl get nodes -o yaml` output), relative to the suite file, instead of the
+    /// policy's `[cluster]` platforms.
     pub nodes: Option<String>,
+    /// Namespace for objects whose metadata names none; `default` when unset.
     pub namespace: Option<String>,
     /// Labels of the namespace the cases' objects are in, for rules with a `namespace_selector`.
     pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// The `[[cases]]`; a suite without any fails.
     #[serde(default)]
     pub cases: Vec<CaseSpec>,
 }
@@ -46,31 +52,44 @@ pub struct SuiteSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum PlatformsSpec {
+    /// A platforms file, relative to the suite file.
     File(String),
+    /// The platforms file's content, written in the suite.
     Inline {
+        /// Image reference -> platform strings (`linux/arm/v7`), as in the file's `[images]`.
         images: BTreeMap<String, Vec<String>>,
     },
 }
 
+/// One `[[cases]]` entry: its input, what it sets instead of the suite, and what to expect.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {
+    /// Names the case in the output and the JUnit report.
     pub name: String,
     /// Manifests inline: YAML/JSON text (any number of documents) or one object as a table.
     pub input: Option<InputSpec>,
     /// Or a manifest file, relative to the suite file.
     pub input_file: Option<String>,
+    /// Replaces the suite's `platforms` for this case (the two are not merged).
     pub platforms: Option<PlatformsSpec>,
+    /// Replaces the suite's `nodes` for this case.
     pub nodes: Option<String>,
+    /// Replaces the suite's `namespace` for this case.
     pub namespace: Option<String>,
+    /// Replaces the suite's `namespace_labels` for this case.
     pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// `[cases.expect]`: what every object of the input must get.
     pub expect: Expect,
 }
 
+/// Manifests written in the suite: as text, or as one object.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum InputSpec {
+    /// YAML or JSON text, any number of documents.
     Text(String),
+    /// One object, written as a TOML table or a YAML mapping.
     Object(Value),
 }
 
@@ -80,6 +99,7 @@ pub enum InputSpec {
 pub struct Expect {
     /// allow, patch, deny, warn or skip (a misspelt one is an error naming the valid ones).
     pub decision: Option<Outcome>,
+    /// The architectures the pods may be placed on, all of them, in any order.
     pub architectures: Option<Vec<String>>,
     /// A substring of one of the messages or warnings.
     pub message: Option<String>,
@@ -89,13 +109,19 @@ pub struct Expect {
 
 /// One case's outcome.
 pub struct CaseResult {
+    /// The case's name; `(suite)` for a suite that could not be loaded.
     pub name: String,
+    /// What did not match or could not run, one message each; empty when the case passed.
     pub failures: Vec<String>,
+    /// How long the case took, wall-clock.
     pub seconds: f64,
 }
 
+/// One suite file's results, a `<testsuite>` of the JUnit report.
 pub struct SuiteResult {
+    /// The suite file, as given or found in a directory.
     pub file: String,
+    /// Its cases in file order; one failed `(suite)` case when the suite could not be loaded.
     pub cases: Vec<CaseResult>,
 }
 

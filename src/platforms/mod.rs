@@ -25,6 +25,7 @@ pub struct ImagePlatforms {
 }
 
 impl ImagePlatforms {
+    /// Derives the linux and compatible architecture sets from the platforms a source listed.
     pub fn new(platforms: Vec<Platform>) -> ImagePlatforms {
         let linux_archs: ArchSet = platforms
             .iter()
@@ -115,6 +116,7 @@ impl ImagePlatforms {
 /// What a source knows about one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
+    /// The source knows the image's platforms.
     Found(Arc<ImagePlatforms>),
     /// The source has no entry for the image.
     NotFound,
@@ -202,6 +204,7 @@ pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Lookup> + Send + 'a>>;
 /// keep one namespace's private images from answering another's pods.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PullContext {
+    /// The pod's namespace: the pull secrets and service account are looked up there.
     pub namespace: String,
     /// The pod's `imagePullSecrets` names, in order.
     pub image_pull_secrets: Vec<String>,
@@ -235,16 +238,20 @@ impl PullContext {
 /// One image to look up, for one pod.
 #[derive(Debug, Clone)]
 pub struct LookupRequest<'a> {
+    /// The image as the pod's container names it.
     pub image: &'a ImageRef,
     /// Asked by the placement controller for a gated pod, not within an admission deadline:
     /// the source may take `timeouts.background` and asks again rather than answer a failure
     /// it remembers.
     pub patient: bool,
+    /// Whose credentials to pull with.
     pub pull: &'a PullContext,
 }
 
 /// Anything that can tell which platforms an image was built for.
 pub trait PlatformSource: Send + Sync {
+    /// What the source knows about the request's image; failures are answers too
+    /// ([`Lookup::Unavailable`], [`Lookup::Failed`]).
     fn lookup<'a>(&'a self, request: LookupRequest<'a>) -> LookupFuture<'a>;
 }
 
@@ -260,12 +267,16 @@ pub enum PullSecretKind {
 /// The raw contents of one pull secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullSecret {
+    /// The namespace the Secret lives in (the pod's).
     pub namespace: String,
+    /// The Secret's name.
     pub name: String,
     /// The service account that lists it, when it came from there rather than the pod's own
     /// `imagePullSecrets` (named in error messages).
     pub service_account: Option<String>,
+    /// The Secret's type, which says which key holds the credentials and in what format.
     pub kind: PullSecretKind,
+    /// The bytes under that key, still in the docker config format (not base64).
     pub data: Arc<[u8]>,
 }
 
@@ -283,6 +294,7 @@ pub struct Layered {
 }
 
 impl Layered {
+    /// Asks `sources` in the order given.
     pub fn new(sources: Vec<Arc<dyn PlatformSource>>) -> Layered {
         Layered { sources }
     }

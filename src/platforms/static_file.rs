@@ -15,21 +15,38 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toml::Spanned;
 
+/// Why a platforms file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StaticPlatformsError {
+    /// The file could not be read.
     #[error("cannot read platforms file {path}: {source}")]
     Read {
+        /// The platforms file.
         path: PathBuf,
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
+    /// The text is not TOML or does not fit the schema (a key other than `images`, a value that
+    /// is not a list of strings); the message, from `toml`, says where.
     #[error("platforms file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The platforms file.
+        path: PathBuf,
+        /// `toml`'s error, with its line, column and source excerpt.
+        message: String,
+    },
+    /// An entry is wrong (a bad image reference or platform string, an image listed twice);
+    /// located in the file.
     #[error("platforms file {path}:{line}:{column}: {message}")]
     Invalid {
+        /// The platforms file.
         path: PathBuf,
+        /// 1-based line of the offending image name or platform string.
         line: usize,
+        /// 1-based column on that line, counted in bytes.
         column: usize,
+        /// What is wrong with the entry.
         message: String,
     },
 }
@@ -48,6 +65,7 @@ pub struct StaticPlatforms {
 }
 
 impl StaticPlatforms {
+    /// Reads and parses the platforms file at `path`.
     pub fn load(path: &Path) -> Result<StaticPlatforms, StaticPlatformsError> {
         let source =
             std::fs::read_to_string(path).map_err(|source| StaticPlatformsError::Read {
@@ -101,10 +119,12 @@ impl StaticPlatforms {
         Ok(StaticPlatforms { by_key })
     }
 
+    /// How many images the file lists.
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
 
+    /// Whether the file lists no image (or no file was given).
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }

@@ -19,16 +19,24 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// Why one object could not be evaluated (the file is named by the caller's [`SourceRef`]).
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// The object's pods cannot be read: no `kind`, a workload without its pod template, or a
+    /// pod that does not decode.
     #[error(transparent)]
     Workload(#[from] WorkloadError),
+    /// A captured AdmissionReview the webhook would answer with HTTP 400 (a body that does not
+    /// decode, no `request`, an apiVersion other than v1).
     #[error("not an AdmissionReview archgate can replay: {0}")]
     Review(#[source] crate::admission::BadReview),
+    /// The mutating webhook's patch cannot be decoded or does not apply to the object.
     #[error("the patch does not apply to the pod: {0}")]
     Patch(#[source] PatchError),
+    /// The pod does not decode, before or after its patch, or the patch does not apply to it.
     #[error(transparent)]
     Pod(#[from] PodPassageError),
+    /// The workload, once the mutating webhook's patch is applied, no longer has pods to read.
     #[error("the workload has no pod template after its patch")]
     NoTemplate,
+    /// The async runtime that evaluations (and their registry lookups) run on cannot start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -55,6 +63,7 @@ pub enum PatchTarget {
 }
 
 impl PatchTarget {
+    /// The target as `-o json` and `-o patch` write it in `patchTarget`: `object` or `pods`.
     pub fn as_str(self) -> &'static str {
         match self {
             PatchTarget::Object => "object",
@@ -66,23 +75,41 @@ impl PatchTarget {
 /// The result for one object, as every output format reports it.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The object's `apiVersion` (a replayed review's: its `request.object`'s); empty if none.
     pub api_version: String,
+    /// The object's `kind` (a replayed review's: the kind of its object); empty if none.
     pub kind: String,
+    /// The object's namespace, `--namespace` when its metadata names none; empty for a
+    /// cluster-scoped kind without pods.
     pub namespace: String,
+    /// `metadata.name`; empty when the object has none.
     pub name: String,
+    /// Where in the input the object was found.
     pub source: SourceRef,
+    /// What the webhooks decided; `skip` for an object without pods.
     pub decision: Outcome,
+    /// The policy mode that applied (`mutate`, `validate`, `warn`, `off`); None when no
+    /// decision was made.
     pub mode: Option<&'static str>,
+    /// The name of the policy rule that matched; None when no rule did.
     pub rule: Option<String>,
+    /// The architectures the pods may be placed on (`amd64`, `arm64`, ...); empty when none
+    /// or nothing was decided.
     pub architectures: Vec<String>,
+    /// The mutating webhook's JSON Patch operations, one JSON object each; empty when there
+    /// is none.
     pub patch: Vec<Value>,
+    /// What `patch` applies to: the object itself or its pods.
     pub patch_target: PatchTarget,
+    /// The warnings the webhooks return, as kubectl would print them.
     pub warnings: Vec<String>,
+    /// Why the object was denied or skipped, in the webhook's words.
     pub messages: Vec<String>,
     /// The object as given.
     pub object: Value,
     /// The pod before and after admission (for a Pod, the object; for a workload, its pods).
     pub pod_before: Option<Value>,
+    /// The same with the mutating webhook's patch applied; None when no pod went through.
     pub pod_after: Option<Value>,
     /// The AdmissionReview response of the mutating webhook (`-o review`).
     pub review: Option<Vec<u8>>,

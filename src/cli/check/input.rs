@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 /// item of a `kind: List` document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRef {
+    /// The file as named on the command line or found in a directory, `-` for stdin.
     pub file: String,
+    /// Index of the YAML or JSON document in the file, from 0.
     pub document: usize,
+    /// Index in a `kind: List` document's `items`, from 0; None when the document is the object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<usize>,
 }
@@ -19,11 +22,14 @@ pub struct SourceRef {
 /// One input to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// Standard input, named `-` on the command line.
     Stdin,
+    /// A file named on the command line or found in a directory walk.
     File(PathBuf),
 }
 
 impl Input {
+    /// How messages and reports name the input: its path as given, or `-` for stdin.
     pub fn name(&self) -> String {
         match self {
             Input::Stdin => "-".to_string(),
@@ -35,27 +41,47 @@ impl Input {
 /// An input that could not be read or parsed. Every message names the file and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// A path on the command line names no file or directory.
     #[error("{path}: no such file or directory: pass manifest files, directories, or - for stdin")]
-    Missing { path: String },
+    Missing {
+        /// The path as given.
+        path: String,
+    },
+    /// A file or directory cannot be read (permissions, or a file that is not UTF-8).
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file or directory, `-` for stdin.
         path: String,
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
+    /// A document is not valid YAML or JSON; the objects before it in the file are still checked.
     #[error("{file}: document {document}, line {line}, column {column}: {message}: fix the {format} or leave the file out")]
     Parse {
+        /// The file, `-` for stdin.
         file: String,
+        /// The document that does not parse, from 0.
         document: usize,
+        /// 1-based line in the file; 0 when the parser gives no location.
         line: usize,
+        /// 1-based column on that line; 0 when the parser gives no location.
         column: usize,
+        /// The parser's error.
         message: String,
+        /// `YAML` or `JSON`: what the file was parsed as.
         format: &'static str,
     },
+    /// An object parsed but could not be run through the webhook (an [`EvalError`]).
+    ///
+    /// [`EvalError`]: super::eval::EvalError
     #[error("{file}: document {document}: {message}")]
     Object {
+        /// The file, `-` for stdin.
         file: String,
+        /// The document holding the object, from 0.
         document: usize,
+        /// Why it could not be evaluated.
         message: String,
     },
 }
@@ -122,7 +148,9 @@ pub fn read(input: &Input) -> Result<String, InputError> {
 /// One object of a file.
 #[derive(Debug, Clone)]
 pub struct Document {
+    /// Where in the input the object was found.
     pub source: SourceRef,
+    /// The object, YAML read as JSON.
     pub value: Value,
 }
 

@@ -24,11 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// `archgate check`'s options: the policy, where platforms, nodes and namespaces come from, the
+/// output, and the manifests.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Policy file (TOML); see policies/README.md.
     #[arg(long)]
     pub policy: PathBuf,
+    /// Where image platforms come from (`--platforms`, `--registry-config`, `--docker-config`).
     #[command(flatten)]
     pub source: SourceArgs,
     /// Cluster nodes (`kubectl get nodes -o yaml` or `-o json` output) instead of the policy's
@@ -61,6 +64,7 @@ pub struct SourceArgs {
     /// registry options) every image is unknown and the policy's `unknown_images` decides.
     #[arg(long)]
     pub platforms: Option<PathBuf>,
+    /// How images are looked up in their registries (`--registry-config`, `--docker-config`).
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -82,10 +86,13 @@ impl SourceArgs {
     }
 }
 
+/// `--fail-on`: which results make `check` exit 1.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
+    /// Exit 1 when an object is denied.
     #[default]
     Deny,
+    /// Exit 1 also when an object gets a warning.
     Warn,
 }
 

@@ -29,18 +29,26 @@ pub enum Format {
 /// How many objects got each decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Inputs read (stdin counts as one file).
     pub files: usize,
+    /// Objects allowed as they are.
     pub allow: usize,
+    /// Objects admitted with a patch, to themselves or to their pods.
     pub patch: usize,
+    /// Objects denied.
     pub deny: usize,
+    /// Objects allowed unchanged but with warnings (a patched one counts under `patch`).
     pub warn: usize,
+    /// Objects archgate leaves alone: no pods, a kind it does not handle, or gated.
     pub skip: usize,
+    /// Input errors: paths, files or objects that could not be read, parsed or evaluated.
     pub errors: usize,
     /// Objects with at least one warning, whatever their decision (`--fail-on warn`).
     pub warned: usize,
 }
 
 impl Tally {
+    /// Counts one object's decision; `warnings` is how many warnings it got.
     pub fn add(&mut self, decision: Outcome, warnings: usize) {
         if warnings > 0 {
             self.warned += 1;
@@ -54,6 +62,7 @@ impl Tally {
         }
     }
 
+    /// Objects reported, whatever their decision; input errors are not counted.
     pub fn objects(&self) -> usize {
         self.allow + self.patch + self.deny + self.warn + self.skip
     }
@@ -84,6 +93,7 @@ pub struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
+    /// Writes to `out` in `format`; `color` puts ANSI colours on the text format's decisions.
     pub fn new(out: W, format: Format, color: bool) -> Printer<W> {
         Printer {
             out,
@@ -151,6 +161,7 @@ impl<W: Write> Printer<W> {
         }
     }
 
+    /// Writes what comes before the first report: the opening of the JSON document.
     pub fn start(&mut self) -> io::Result<()> {
         if self.format == Format::Json {
             writeln!(
@@ -161,6 +172,8 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
+    /// Writes what follows the last report (the text summary line, or the JSON document's
+    /// `errors` and `summary`) and flushes.
     pub fn finish(&mut self, tally: &Tally) -> io::Result<()> {
         match self.format {
             Format::Json => {
