@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! archgate: a Kubernetes admission webhook that places pods on nodes whose CPU architecture and
 //! GPU vendor can run their images, driven by a TOML policy.
 //!
