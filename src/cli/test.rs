@@ -97,7 +97,8 @@ pub enum InputSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// allow, patch, deny, warn or skip (a misspelt one is an error naming the valid ones).
+    /// allow, patch, gate, deny, warn, skip or unhandled (a misspelt one is an error naming the
+    /// valid ones).
     pub decision: Option<Outcome>,
     /// The architectures the pods may be placed on, all of them, in any order.
     pub architectures: Option<Vec<String>>,

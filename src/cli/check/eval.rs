@@ -28,7 +28,7 @@ pub enum EvalError {
     #[error("not an AdmissionReview archgate can replay: {0}")]
     Review(#[source] crate::admission::BadReview),
     /// The mutating webhook's patch cannot be decoded or does not apply to the object.
-    #[error("the patch does not apply to the pod: {0}")]
+    #[error("the patch cannot be applied as the API server would: {0}")]
     Patch(#[source] PatchError),
     /// The pod does not decode, before or after its patch, or the patch does not apply to it.
     #[error(transparent)]
@@ -107,7 +107,8 @@ pub struct Report {
     pub messages: Vec<String>,
     /// The object as given.
     pub object: Value,
-    /// The pod before and after admission (for a Pod, the object; for a workload, its pods).
+    /// The object admission patches, before: a Pod itself, a workload whose template is placed
+    /// (`patch_target` object), or the pod a workload's controller creates (`patch_target` pods).
     pub pod_before: Option<Value>,
     /// The same with the mutating webhook's patch applied; None when no pod went through.
     pub pod_after: Option<Value>,

@@ -337,8 +337,8 @@ fn to_yaml(v: &Value) -> String {
     serde_yaml_ng::to_string(v).unwrap_or_else(|e| format!("# cannot print as YAML: {e}\n"))
 }
 
-/// The object as the API server would store it: a Pod patched, anything else as given (the
-/// webhook never mutates templates), with a comment saying what happened.
+/// The object as the API server would store it: a Pod patched, a workload whose template the
+/// policy places patched, anything else as given, with a comment saying what happened.
 fn yaml(r: &Report) -> String {
     let (comment, body) = match (r.decision, r.patch_target) {
         (Outcome::Deny, _) => (format!("# denied: {}\n", r.messages.join("; ")), &r.object),
