@@ -216,7 +216,9 @@ async fn single_platform_images_read_their_config_and_the_digest_wins_over_the_t
     };
     let source = std::error::Error::source(why).expect("the registry error behind the message");
     assert!(
-        source.downcast_ref::<archgate::registry::LookupError>().is_some(),
+        source
+            .downcast_ref::<archgate::registry::LookupError>()
+            .is_some(),
         "{source:?}"
     );
 }

@@ -141,24 +141,14 @@ impl App {
     }
 }
 
-/// The `error` string of a JSON error body (`{"error": "..."}`), which must not be empty.
+/// The `error` string of a JSON error body, which must come as JSON.
 fn error_message(status: StatusCode, headers: &HeaderMap, body: &Bytes, what: &str) -> String {
     assert_eq!(
         headers[header::CONTENT_TYPE],
         "application/json",
         "{what}: content type of the {status} answer"
     );
-    let v: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
-        panic!(
-            "{what}: {status} body is not JSON ({e}): {}",
-            String::from_utf8_lossy(body)
-        )
-    });
-    let msg = v["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no error string in {v}"));
-    assert!(!msg.is_empty(), "{what}: empty error");
-    msg.to_string()
+    fixtures::error_text(body, &format!("{what} ({status})"))
 }
 
 #[tokio::test]

@@ -152,3 +152,19 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     }
     None
 }
+
+/// The `error` string of a JSON error body (`{"error": "..."}`), which must not be empty; `what`
+/// names the request in failures.
+pub fn error_text(body: &[u8], what: &str) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "{what}: the error body is not JSON ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    let msg = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no error string in {v}"));
+    assert!(!msg.is_empty(), "{what}: empty error");
+    msg.to_string()
+}

@@ -5,17 +5,7 @@
 use super::*;
 
 fn error_message(status: StatusCode, body: &Bytes, what: &str) -> String {
-    let v: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
-        panic!(
-            "{what}: {status} body is not JSON ({e}): {}",
-            String::from_utf8_lossy(body)
-        )
-    });
-    let msg = v["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no error string in {v}"));
-    assert!(!msg.is_empty(), "{what}: empty error");
-    msg.to_string()
+    common::error_text(body, &format!("{what} ({status})"))
 }
 
 async fn bad_requests_are_refused_and_the_server_keeps_serving(proto: Proto) {
