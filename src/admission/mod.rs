@@ -17,7 +17,7 @@ use crate::policy::Policy;
 use arc_swap::ArcSwap;
 use json_patch::jsonptr::Pointer;
 use json_patch::AddOperation;
-use review::{LenientReviewIn, ObjectIn, ResponseOut, SUPPORTED_VERSIONS};
+use review::{ObjectIn, RequestIn, ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
@@ -226,13 +226,8 @@ impl Admission {
     /// The answer when there is no capacity left before the request's deadline: the policy's
     /// `on_overload`, without evaluating anything.
     pub fn overloaded(&self, body: &[u8]) -> Result<Answer, BadReview> {
-        let review: LenientReviewIn<'_> =
-            serde_json::from_slice(body).map_err(BadReview::Malformed)?;
-        let api_version = review
-            .api_version
-            .as_deref()
-            .unwrap_or(SUPPORTED_VERSIONS[0]);
-        let req = review.request.ok_or(BadReview::NoRequest)?;
+        let review = review::decode(body)?;
+        let (api_version, req) = envelope(&review)?;
         let (response, decision) = match self.policy().on_overload {
             OnOverload::Allow => (
                 ResponseOut::allow(&req.uid).with_warnings(vec![
@@ -251,10 +246,10 @@ impl Admission {
         };
         let summary = Summary {
             uid: req.uid.clone(),
-            namespace: req.namespace.unwrap_or_default(),
-            name: req.name.unwrap_or_default(),
-            kind: req.kind.kind,
-            operation: req.operation,
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: req.name.clone().unwrap_or_default(),
+            kind: req.kind.kind.clone(),
+            operation: req.operation.clone(),
             dry_run: req.dry_run.unwrap_or(false),
             decision,
             rule: None,
@@ -276,15 +271,9 @@ impl Admission {
         stage: Stage,
         deadline: Instant,
     ) -> Result<Answer, BadReview> {
-        let review = review::decode(body)?;
-        let api_version = review
-            .api_version
-            .as_deref()
-            .unwrap_or(SUPPORTED_VERSIONS[0]);
-        if !SUPPORTED_VERSIONS.contains(&api_version) {
-            return Err(BadReview::Version(api_version.to_string()));
-        }
-        let mut req = review.request.ok_or(BadReview::NoRequest)?;
+        let mut review = review::decode(body)?;
+        let api_version = envelope(&review)?.0.to_owned();
+        let mut req = review.request.take().ok_or(BadReview::NoRequest)?;
         // From here on this request decides with the policy and source in service now.
         let now = self.snapshot();
         // The uid, name and operation move into the summary, which has them from here on.
@@ -301,7 +290,7 @@ impl Admission {
             message: None,
         };
         let finish = |response: ResponseOut, summary: Summary, decision| Answer {
-            body: response.to_review_json(api_version),
+            body: response.to_review_json(&api_version),
             summary,
             decision,
         };
@@ -394,6 +383,20 @@ impl Admission {
         }
         Ok(finish(response, summary, Some(decision)))
     }
+}
+
+/// The review's apiVersion (the first supported one when it names none) and its request: the
+/// checks every answer starts with.
+fn envelope<'r, 'a>(review: &'r ReviewIn<'a>) -> Result<(&'r str, &'r RequestIn<'a>), BadReview> {
+    let api_version = review
+        .api_version
+        .as_deref()
+        .unwrap_or(SUPPORTED_VERSIONS[0]);
+    if !SUPPORTED_VERSIONS.contains(&api_version) {
+        return Err(BadReview::Version(api_version.to_string()));
+    }
+    let request = review.request.as_ref().ok_or(BadReview::NoRequest)?;
+    Ok((api_version, request))
 }
 
 /// What kind of object a review is about, as far as archgate is concerned.

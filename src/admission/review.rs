@@ -194,7 +194,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 /// so a pod that does not decode still gets a denial that names it and says why.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LenientReviewIn<'a> {
+struct LenientReviewIn<'a> {
     /// As in [`ReviewIn`].
     pub api_version: Option<String>,
     /// As in [`ReviewIn`].
@@ -207,7 +207,7 @@ pub struct LenientReviewIn<'a> {
 /// [`RequestIn`] with the object kept raw, whatever its kind; the members mean the same.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LenientRequestIn<'a> {
+struct LenientRequestIn<'a> {
     /// See [`RequestIn`].
     pub uid: String,
     /// See [`RequestIn`].

@@ -2,7 +2,7 @@
 //! the pair in service when it started, whatever lands while it waits on a lookup.
 
 use super::*;
-use crate::admission::Admission;
+use crate::admission::{Admission, BadReview};
 use crate::image::Platform;
 use crate::platforms::{LookupFuture, LookupRequest, PlatformSource};
 use std::time::{Duration, Instant};
@@ -129,4 +129,25 @@ fn a_new_policy_brings_its_cluster_platforms_unless_nodes_are_watched() {
     let inventory = admission.inventory.load();
     assert_eq!(inventory.source, crate::inventory::InventorySource::Nodes);
     assert_eq!(inventory.archs.joined(), "amd64,arm64");
+}
+
+/// When there is no capacity left, a review is answered by the policy's `on_overload` after the
+/// same envelope checks as any other: the same decoder, the same versions.
+#[test]
+fn an_overloaded_answer_checks_the_envelope_like_any_other() {
+    let source = crate::platforms::StaticPlatforms::default();
+    let admission = Admission::new(Arc::new(policy("")), Arc::new(source));
+    let answer = admission.overloaded(&review_body()).unwrap();
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["response"]["uid"], "u1");
+    assert_eq!(body["response"]["allowed"], true);
+    assert_eq!(answer.summary.namespace, "shop");
+    let mut old = serde_json::from_slice::<Value>(&review_body()).unwrap();
+    old["apiVersion"] = json!("admission.k8s.io/v2");
+    let refused = admission.overloaded(&serde_json::to_vec(&old).unwrap());
+    assert!(matches!(refused, Err(BadReview::Version(_))), "{refused:?}");
+    assert!(matches!(
+        admission.overloaded(b"[\"admission.k8s.io/v1\", \"AdmissionReview\"]"),
+        Err(BadReview::Malformed(_))
+    ));
 }
