@@ -26,13 +26,19 @@ pub struct StageAnswer<A> {
 }
 
 impl StageAnswer<Decision> {
-    /// A decision about a pod, with the operations it makes on `pod`.
-    pub fn of_pod(pod: &Pod, decision: Decision) -> StageAnswer<Decision> {
+    /// A decision, with the patch it sends: denied when its verdict is.
+    pub fn new(decision: Decision, patch: Patch) -> StageAnswer<Decision> {
         StageAnswer {
             denied: matches!(decision.verdict, Verdict::Deny(_)),
-            patch: patch::document(pod_ops(pod, &decision)),
+            patch,
             answer: decision,
         }
+    }
+
+    /// A decision about a pod, with the operations it makes on `pod`.
+    pub fn of_pod(pod: &Pod, decision: Decision) -> StageAnswer<Decision> {
+        let patch = patch::document(pod_ops(pod, &decision));
+        StageAnswer::new(decision, patch)
     }
 }
 

@@ -247,17 +247,12 @@ impl Evaluator {
                     Stage::Mutate => {
                         let (decision, ops) =
                             now.place_template(&object, &pods.pod, ns, deadline).await;
-                        StageAnswer {
-                            denied: matches!(decision.verdict, Verdict::Deny(_)),
-                            patch: patch::document(ops),
-                            answer: decision,
-                        }
+                        StageAnswer::new(decision, patch::document(ops))
                     }
-                    Stage::Validate => StageAnswer {
-                        denied: false,
-                        patch: json_patch::Patch::default(),
-                        answer: now.decide_template(&pods.pod_json, ns, deadline).await,
-                    },
+                    Stage::Validate => {
+                        let decision = now.decide_template(&pods.pod_json, ns, deadline).await;
+                        StageAnswer::new(decision, json_patch::Patch::default())
+                    }
                 })
             }
         })
