@@ -1,6 +1,7 @@
 //! The admission path from request bytes to response bytes: decode, resolve images, evaluate,
 //! encode. The server, `check` and the benches all call [`Admission::review`].
 
+mod classify;
 pub mod patch;
 pub mod pipeline;
 mod resolve;
@@ -15,9 +16,10 @@ use crate::policy::evaluate::{evaluate, evaluate_ephemeral, Decision, Outcome, S
 use crate::policy::model::OnOverload;
 use crate::policy::Policy;
 use arc_swap::ArcSwap;
+use classify::{envelope, read_pod, Subject, Target};
 use json_patch::jsonptr::Pointer;
 use json_patch::AddOperation;
-use review::{ObjectIn, RequestIn, ResponseOut, ReviewIn, SUPPORTED_VERSIONS};
+use review::{ObjectIn, ResponseOut};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
@@ -382,113 +384,6 @@ impl Admission {
             summary.message = Some(m.clone());
         }
         Ok(finish(response, summary, Some(decision)))
-    }
-}
-
-/// The review's apiVersion (the first supported one when it names none) and its request: the
-/// checks every answer starts with.
-fn envelope<'r, 'a>(review: &'r ReviewIn<'a>) -> Result<(&'r str, &'r RequestIn<'a>), BadReview> {
-    let api_version = review
-        .api_version
-        .as_deref()
-        .unwrap_or(SUPPORTED_VERSIONS[0]);
-    if !SUPPORTED_VERSIONS.contains(&api_version) {
-        return Err(BadReview::Version(api_version.to_string()));
-    }
-    let request = review.request.as_ref().ok_or(BadReview::NoRequest)?;
-    Ok((api_version, request))
-}
-
-/// What kind of object a review is about, as far as archgate is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Pod,
-    /// The `pods/ephemeralcontainers` subresource (`kubectl debug`).
-    Ephemeral,
-    /// A controller with a pod template.
-    Workload,
-}
-
-impl Target {
-    fn of(group: &str, kind: &str, sub_resource: Option<&str>) -> Option<Target> {
-        match (group, kind, sub_resource) {
-            ("", "Pod", None) => Some(Target::Pod),
-            ("", "Pod", Some("ephemeralcontainers")) => Some(Target::Ephemeral),
-            ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet", None)
-            | ("batch", "Job" | "CronJob", None) => Some(Target::Workload),
-            _ => None,
-        }
-    }
-}
-
-/// What a review is about: a pod (or a workload's template as the pod it stands for), its
-/// namespace, and for a workload the object and its pod as JSON.
-struct Subject {
-    pod: Pod,
-    namespace: String,
-    template: Option<Template>,
-}
-
-/// A workload, which a template patch applies to, and the pod its controller would create.
-struct Template {
-    object: serde_json::Value,
-    pod: serde_json::Value,
-}
-
-/// The pod a review is about and its namespace. Pods are decoded straight into the few fields the
-/// decision reads; workloads go through their template.
-fn read_pod(
-    target: Target,
-    object: ObjectIn<'_>,
-    request_ns: Option<&str>,
-) -> Result<Subject, ReadError> {
-    let raw = match object {
-        ObjectIn::Pod(pod) => return Ok(with_namespace(*pod, request_ns)),
-        ObjectIn::Raw(raw) => raw.get(),
-        ObjectIn::Absent => return Err(ReadError::Absent),
-    };
-    if target == Target::Workload {
-        let object: serde_json::Value = serde_json::from_str(raw)?;
-        return match crate::workload::pod_for(&object, request_ns.unwrap_or("default"))? {
-            Some(w) => Ok(Subject {
-                pod: w.pod,
-                namespace: w.namespace,
-                template: Some(Template {
-                    object,
-                    pod: w.pod_json,
-                }),
-            }),
-            None => Err(ReadError::NoTemplate),
-        };
-    }
-    let pod: Pod = serde_json::from_str(raw)?;
-    Ok(with_namespace(pod, request_ns))
-}
-
-/// Why a review's object could not be read as a pod (or a workload's pod template).
-#[derive(Debug, thiserror::Error)]
-enum ReadError {
-    #[error("the review has no request.object")]
-    Absent,
-    #[error("it has no pod template")]
-    NoTemplate,
-    #[error(transparent)]
-    Workload(#[from] crate::workload::WorkloadError),
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
-}
-
-/// A pod and its namespace: the request's, else the pod's own, else "default".
-fn with_namespace(pod: Pod, request_ns: Option<&str>) -> Subject {
-    let namespace = request_ns
-        .or(pod.metadata.namespace.as_deref())
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or("default")
-        .to_string();
-    Subject {
-        pod,
-        namespace,
-        template: None,
     }
 }
 

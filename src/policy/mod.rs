@@ -9,6 +9,7 @@ pub mod explain;
 pub mod gate;
 pub mod lint;
 pub mod model;
+mod names;
 mod nodes;
 mod outcome;
 
