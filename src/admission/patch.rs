@@ -130,7 +130,11 @@ pub fn under(ops: Vec<AddOperation>, prefix: &Pointer, has_metadata: bool) -> Ve
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         let member = match op.path.split_front() {
-            Some((first, rest)) if !has_metadata && first.decoded() == "metadata" => rest.first(),
+            Some((first, rest))
+                if !has_metadata && first.decoded() == "metadata" && rest.count() == 1 =>
+            {
+                rest.first()
+            }
             _ => None,
         };
         match member {
