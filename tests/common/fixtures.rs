@@ -168,3 +168,32 @@ pub fn error_text(body: &[u8], what: &str) -> String {
     assert!(!msg.is_empty(), "{what}: empty error");
     msg.to_string()
 }
+
+/// The AdmissionReview of an answer to a review: a 200 with JSON, else the test fails naming
+/// `what` and the body.
+pub fn answered_review(
+    status: hyper::StatusCode,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Value {
+    assert_eq!(
+        status,
+        hyper::StatusCode::OK,
+        "{what}: {}",
+        String::from_utf8_lossy(body)
+    );
+    assert_eq!(
+        headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "{what}: content type of the answer"
+    );
+    serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "{what}: the answer is not JSON ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    })
+}
