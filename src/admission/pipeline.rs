@@ -96,13 +96,9 @@ impl Passage<Decision> {
             .filter(denied)
             .unwrap_or(&self.mutate)
             .clone();
-        for warning in self.validate.iter().flat_map(|v| &v.warnings) {
-            if !decided.warnings.contains(warning) {
-                decided.warnings.push(warning.clone());
-            }
-        }
-        if decided.architectures.is_empty() {
-            if let Some(v) = &self.validate {
+        if let Some(v) = &self.validate {
+            decided.add_warnings(&v.warnings);
+            if decided.architectures.is_empty() {
                 decided.architectures = v.architectures;
             }
         }

@@ -106,4 +106,13 @@ impl Decision {
             Verdict::Allow => Outcome::Allow,
         }
     }
+
+    /// Adds `more` warnings (another webhook's, for one object), each at most once.
+    pub fn add_warnings(&mut self, more: &[String]) {
+        for warning in more {
+            if !self.warnings.contains(warning) {
+                self.warnings.push(warning.clone());
+            }
+        }
+    }
 }

@@ -319,11 +319,7 @@ impl Evaluator {
             Some(second) => {
                 // Warnings from either webhook reach the user; the mutating answer carries the patch.
                 if let (Some(a), Some(b)) = (first.decision.as_mut(), &second.decision) {
-                    for w in &b.warnings {
-                        if !a.warnings.contains(w) {
-                            a.warnings.push(w.clone());
-                        }
-                    }
+                    a.add_warnings(&b.warnings);
                 }
                 if first.summary.decision == Outcome::Skip {
                     first.summary = second.summary;
